@@ -1,0 +1,1 @@
+"""vpcpeer infrastructure: the Pulumi program and the three ways to run it."""

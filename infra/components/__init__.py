@@ -1,0 +1,1 @@
+"""ComponentResources of the vpcpeer stack, one module per part of the network."""

@@ -1,0 +1,238 @@
+"""Three ways to run the one Pulumi program, behind one interface (DESIGN decision 2).
+
+- ``preview``: the program under Pulumi's runtime mocks, recording every resource; no
+  cloud, no CLI.
+- ``automation``: the Pulumi Automation API on the ``infra/`` project with a local file
+  backend by default; needs the ``pulumi`` CLI.
+- ``emulated``: the program under mocks that create each resource in the local AWS
+  emulator (arrives with the embedded default).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from infra.config import PROJECT
+from infra.stack_files import INFRA_DIR, StackSettings, load_stack_settings
+
+MODES = ("preview", "automation", "emulated")
+SECRET_MASK = "[secret]"
+
+
+class StackRunError(RuntimeError):
+    """The stack could not be run in the requested mode; the message says why."""
+
+
+class PulumiCliNotFound(StackRunError):
+    """Automation mode needs the ``pulumi`` CLI on PATH."""
+
+
+class ModeNotAvailable(StackRunError):
+    """The requested mode is not available in this build."""
+
+
+@dataclass(frozen=True)
+class StackResult:
+    """What a run produced: the resources (for preview/emulated), outputs and changes."""
+
+    mode: str
+    stack: str
+    outputs: dict[str, Any]
+    secret_outputs: frozenset[str] = frozenset()
+    resources: tuple[Any, ...] = ()
+    changes: Mapping[str, int] = field(default_factory=dict)
+
+    def resource_counts(self) -> dict[str, int]:
+        """Count of cloud resources per type token (components and providers excluded)."""
+        return dict(sorted(Counter(r.type for r in self.resources if r.custom and not r.type.startswith("pulumi:")).items()))
+
+    def public_outputs(self) -> dict[str, Any]:
+        """Outputs with secret values masked, safe to print or store as metadata."""
+        return {k: (SECRET_MASK if k in self.secret_outputs else v) for k, v in self.outputs.items()}
+
+
+class StackRunner(Protocol):
+    """Runs the program for one stack and reports the result."""
+
+    mode: str
+
+    def run(self) -> StackResult:
+        """Plan or apply the stack, depending on the mode."""
+        ...
+
+
+# Pulumi's wire-protocol marker of a secret value ({SIG_KEY: SECRET_SIG, "value": ...}).
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+
+def _mask(value: Any, secrets: set[str]) -> Any:
+    """Mask secret-marked inputs, and any secret config value wherever else it appears."""
+    if isinstance(value, str):
+        return SECRET_MASK if value in secrets else value
+    if isinstance(value, Mapping) and value.get(_SIG_KEY) == _SECRET_SIG:
+        return SECRET_MASK
+    if isinstance(value, Mapping):
+        return {k: _mask(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_mask(v, secrets) for v in value]
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    path = getattr(value, "path", None)  # pulumi FileArchive / FileAsset
+    return {"archive": str(path)} if path is not None else str(value)
+
+
+def evaluate_with_mocks(settings: StackSettings, mocks: Any) -> tuple[dict[str, Any], frozenset[str]]:
+    """Run the real program (entry point included) under ``mocks``; return outputs.
+
+    The config reaches the program exactly as the engine would pass it, so this executes
+    the same ``read_config`` -> ``build_stack`` path as ``pulumi up``.
+    """
+    import pulumi
+
+    from infra.entry import read_config
+    from infra.program import build_stack
+
+    settings.validated()  # fail fast, before the runtime is touched
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=settings.stack, preview=False)
+    pulumi.runtime.set_all_config(settings.engine_config(), [f"{PROJECT}:{k}" for k in ("alert_email",)])
+    values: dict[str, Any] = {}
+    secret: set[str] = set()
+
+    @pulumi.runtime.test
+    def program() -> Any:
+        outputs = build_stack(read_config())
+
+        async def collect() -> None:
+            for key, value in outputs.items():
+                out = pulumi.Output.from_input(value)
+                values[key] = await out.future()
+                if await out.is_secret():
+                    secret.add(key)
+
+        return pulumi.Output.from_input(collect())
+
+    program()
+    return values, frozenset(secret)
+
+
+class PreviewRunner:
+    """Offline plan: every resource with its inputs, and the outputs it would export."""
+
+    mode = "preview"
+
+    def __init__(self, stack: str = "dev", overrides: Mapping[str, Any] | None = None, infra_dir: Path = INFRA_DIR) -> None:
+        self.settings = load_stack_settings(stack, overrides, infra_dir)
+
+    def run(self) -> StackResult:
+        from infra.preview import RecordingMocks
+
+        cfg = self.settings.validated()
+        mocks = RecordingMocks(region=cfg.region)
+        outputs, secret = evaluate_with_mocks(self.settings, mocks)
+        secrets = self.settings.secret_values()
+        resources = tuple(
+            type(r)(r.type, r.name, _mask(r.inputs, secrets), r.custom) for r in mocks.resources
+        )
+        return StackResult(
+            mode=self.mode, stack=cfg.stack, outputs=outputs, secret_outputs=secret, resources=resources,
+            changes={"create": sum(1 for r in resources if r.custom)},
+        )
+
+
+def default_backend_url() -> str:
+    """Local file backend for Automation runs (override with VPCPEER_PULUMI_BACKEND_URL)."""
+    configured = os.environ.get("VPCPEER_PULUMI_BACKEND_URL")
+    if configured:
+        return configured
+    state_dir = Path(os.environ.get("VPCPEER_HOME", Path.home() / ".vpcpeer")) / "pulumi-state"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return f"file://{state_dir}"
+
+
+class AutomationRunner:
+    """``pulumi up`` (or ``preview``/``destroy``) on the ``infra/`` project via the Automation API.
+
+    Configuration is validated before the CLI is involved, so a bad value fails the same
+    way in every mode. Overrides are written to the stack's config through the CLI.
+    """
+
+    mode = "automation"
+
+    def __init__(
+        self,
+        stack: str = "dev",
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        action: str = "up",
+        backend_url: str | None = None,
+        infra_dir: Path = INFRA_DIR,
+        on_output: Callable[[str], None] | None = print,
+    ) -> None:
+        if action not in ("up", "preview", "destroy"):
+            raise ValueError(f"unknown action {action!r}; use up, preview or destroy")
+        self.settings = load_stack_settings(stack, overrides, infra_dir)
+        self.overrides = dict(overrides or {})
+        self.action = action
+        self.backend_url = backend_url
+        self.infra_dir = infra_dir
+        self.on_output = on_output
+
+    def _stack(self) -> Any:
+        if shutil.which("pulumi") is None:
+            raise PulumiCliNotFound(
+                "mode=automation needs the `pulumi` CLI on PATH (https://www.pulumi.com/docs/iac/download-install/); "
+                "use mode=preview for an offline plan or mode=emulated on the embedded default"
+            )
+        if not os.environ.get("PULUMI_CONFIG_PASSPHRASE") and not os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
+            raise StackRunError(
+                "mode=automation with a file backend encrypts secrets with a passphrase: "
+                "set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE)"
+            )
+        from pulumi import automation as auto
+
+        backend = self.backend_url or default_backend_url()
+        workspace = auto.LocalWorkspaceOptions(work_dir=str(self.infra_dir), env_vars={"PULUMI_BACKEND_URL": backend})
+        stack = auto.create_or_select_stack(stack_name=self.settings.stack, work_dir=str(self.infra_dir), opts=workspace)
+        for key, value in self.overrides.items():
+            full_key = "aws:region" if key in ("region", "aws:region") else f"{PROJECT}:{key}"
+            stack.set_config(full_key, auto.ConfigValue(value=str(value), secret=key == "alert_email"))
+        return stack
+
+    def run(self) -> StackResult:
+        self.settings.validated()
+        stack = self._stack()
+        if self.action == "preview":
+            result = stack.preview(on_output=self.on_output)
+            return StackResult(self.mode, self.settings.stack, outputs={}, changes=dict(result.change_summary))
+        if self.action == "destroy":
+            result = stack.destroy(on_output=self.on_output)
+            return StackResult(self.mode, self.settings.stack, outputs={}, changes=dict(result.summary.resource_changes or {}))
+        result = stack.up(on_output=self.on_output)
+        return StackResult(
+            mode=self.mode,
+            stack=self.settings.stack,
+            outputs={k: v.value for k, v in result.outputs.items()},
+            secret_outputs=frozenset(k for k, v in result.outputs.items() if v.secret),
+            changes=dict(result.summary.resource_changes or {}),
+        )
+
+
+def get_runner(mode: str, stack: str = "dev", overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> StackRunner:
+    """The runner for ``mode`` (one of MODES)."""
+    if mode == "preview":
+        return PreviewRunner(stack, overrides, **kwargs)
+    if mode == "automation":
+        return AutomationRunner(stack, overrides, **kwargs)
+    if mode == "emulated":
+        raise ModeNotAvailable(
+            "mode=emulated (rollout into the local AWS emulator) is not built yet; "
+            "use mode=preview for an offline plan or mode=automation with the pulumi CLI"
+        )
+    raise StackRunError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")

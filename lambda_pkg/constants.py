@@ -1,0 +1,94 @@
+"""Names shared by the analyzer, the Pulumi program and the tests.
+
+Every metric namespace, flow-log field name and default port lives here once; the infra
+program imports this module so the IAM namespace condition, the dashboard and the
+analyzer can never drift apart.
+"""
+
+from __future__ import annotations
+
+# CloudWatch namespace of the analyzer's own custom metrics (one dimension: ``VPC``).
+METRIC_NAMESPACE = "VPCPeer/Traffic"
+
+# Namespace prefix of the metrics that the log metric filters derive from raw flow logs.
+# One namespace per VPC, because metric-filter dimensions can only come from log fields.
+FLOW_LOG_METRIC_NAMESPACE_PREFIX = "VPCPeer/FlowLogs"
+
+VPC_LABELS = ("VPC-A", "VPC-B")
+
+# The analyzer's per-VPC custom metrics (name -> CloudWatch unit).
+CUSTOM_METRICS = {
+    "TotalRequests": "Count",
+    "UniqueSourceIPs": "Count",
+    "RejectedConnections": "Count",
+    "ExternalTraffic": "Count",
+    "TotalBytes": "Bytes",
+}
+
+# Metrics produced by the log metric filters (one of each per VPC).
+FILTER_METRIC_TRAFFIC = "TrafficVolume"
+FILTER_METRIC_REJECTED = "RejectedConnections"
+
+# Default (version 2) VPC flow-log record fields, in order, as the flow-log format names them.
+FLOW_LOG_V2_FIELDS = (
+    "version",
+    "account-id",
+    "interface-id",
+    "srcaddr",
+    "dstaddr",
+    "srcport",
+    "dstport",
+    "protocol",
+    "packets",
+    "bytes",
+    "start",
+    "end",
+    "action",
+    "log-status",
+)
+
+# The same fields as CloudWatch Logs Insights discovers them (camelCase).
+INSIGHTS_FIELDS = {
+    "version": "version",
+    "account-id": "accountId",
+    "interface-id": "interfaceId",
+    "srcaddr": "srcAddr",
+    "dstaddr": "dstAddr",
+    "srcport": "srcPort",
+    "dstport": "dstPort",
+    "protocol": "protocol",
+    "packets": "packets",
+    "bytes": "bytes",
+    "start": "start",
+    "end": "end",
+    "action": "action",
+    "log-status": "logStatus",
+}
+
+# Ports allowed *into* each VPC from its peer, as the reference's security groups allow.
+DEFAULT_ALLOWED_PORTS = {
+    "VPC-A": (443, 8080),
+    "VPC-B": (443, 3306),
+}
+
+# Reference defaults for the analyzer's thresholds.
+DEFAULT_TRAFFIC_BASELINE = 417  # requests per hour (~10,000 per day)
+DEFAULT_ANOMALY_THRESHOLD_PERCENT = 20.0
+
+# Environment variables the Lambda handler reads (DESIGN "Contracts").
+ENV_VPC_A_LOG_GROUP = "VPC_A_LOG_GROUP"
+ENV_VPC_B_LOG_GROUP = "VPC_B_LOG_GROUP"
+ENV_VPC_A_CIDR = "VPC_A_CIDR"
+ENV_VPC_B_CIDR = "VPC_B_CIDR"
+ENV_SNS_TOPIC_ARN = "SNS_TOPIC_ARN"
+ENV_TRAFFIC_BASELINE = "TRAFFIC_BASELINE"
+ENV_ANOMALY_THRESHOLD = "ANOMALY_THRESHOLD"
+ENV_ANALYZER_ENGINE = "ANALYZER_ENGINE"
+ENV_VPC_A_ALLOWED_PORTS = "VPC_A_ALLOWED_PORTS"
+ENV_VPC_B_ALLOWED_PORTS = "VPC_B_ALLOWED_PORTS"
+
+ANALYZER_ENGINES = ("insights", "raw")
+
+# Entry point of the deployed function, relative to the zip root.
+LAMBDA_HANDLER = "lambda_pkg.handler.lambda_handler"
+LAMBDA_RUNTIME = "python3.12"

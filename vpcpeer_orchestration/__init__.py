@@ -1,0 +1,1 @@
+"""vpcpeer: Dagster code location for the monitored VPC peering."""
