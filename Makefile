@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.vpcpeer-installed
 
-.PHONY: setup demo test test-unit lock lambda preview clean
+.PHONY: setup demo test test-unit lock lambda preview clean bench
 
 # Install exactly the locked set, then this project (editable) without re-resolving.
 setup: $(STAMP)
@@ -39,3 +39,7 @@ lock:
 
 clean:
 	rm -rf build .pytest_cache
+
+# Performance figures (not tests): records/s of the raw engine's aggregation.
+bench: setup
+	$(BIN)/python -m bench.raw_aggregation --records 1000000

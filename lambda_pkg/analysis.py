@@ -1,0 +1,46 @@
+"""One analysis of one window: engine -> aggregation -> report -> detections.
+
+No publishing here: the handler (standalone) or the orchestrator decides what to send.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from lambda_pkg.aggregate import traffic_for
+from lambda_pkg.detect import detect_anomalies
+from lambda_pkg.engines.insights import InsightsEngine
+from lambda_pkg.engines.raw import RawEngine
+from lambda_pkg.errors import InvalidAnalyzerConfig
+from lambda_pkg.settings import AnalyzerConfig
+from lambda_pkg.window import Window
+
+REPORT_VERSION = 1
+
+
+def make_engine(name: str, logs_client: Any, config: AnalyzerConfig) -> Any:
+    """The engine called ``name`` over the given CloudWatch Logs client."""
+    if name == "raw":
+        return RawEngine(logs_client)
+    if name == "insights":
+        return InsightsEngine(logs_client, deadline_seconds=config.query_deadline_seconds)
+    raise InvalidAnalyzerConfig("engine", f"{name!r} is not an engine", "Use insights or raw.")
+
+
+def analyze(config: AnalyzerConfig, window: Window, logs_client: Any, engine: str | None = None) -> dict[str, Any]:
+    """Analyse ``window``; raises on any failure so a failed read is never a quiet hour."""
+    chosen = make_engine(engine or config.engine, logs_client, config)
+    traffic = traffic_for(config, window)
+    stats = chosen.run(window, traffic)
+    vpcs = {label: agg.report() for label, agg in traffic.items()}
+    return {
+        "report_version": REPORT_VERSION,
+        "window": window.to_json(),
+        "engine": chosen.name,
+        "engine_stats": stats,
+        "generated_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "vpcs": vpcs,
+        "anomalies": detect_anomalies(vpcs, config.thresholds),
+        "thresholds": {k: getattr(config.thresholds, k) for k in config.thresholds.__dataclass_fields__},
+    }

@@ -1,0 +1,43 @@
+"""Typed errors of the analyzer. Every failure raises; none becomes "0 traffic"."""
+
+from __future__ import annotations
+
+
+class AnalyzerError(Exception):
+    """Base class: the analysis of a window failed and nothing was published for it."""
+
+
+class InvalidAnalyzerConfig(AnalyzerError, ValueError):
+    """An environment variable is missing or malformed; the message names it and the fix."""
+
+    def __init__(self, variable: str, problem: str, fix: str) -> None:
+        self.variable = variable
+        super().__init__(f"{variable}: {problem}. {fix}")
+
+
+class InvalidWindow(AnalyzerError, ValueError):
+    """The event's window is malformed (not ISO 8601, not UTC-aware, empty or reversed)."""
+
+
+class QueryFailedError(AnalyzerError):
+    """A log query or read failed (denied, missing group, Failed/Cancelled/Unknown status)."""
+
+
+class QueryTimeoutError(QueryFailedError):
+    """A query did not complete before the deadline (it was stopped)."""
+
+
+class ThrottledError(QueryFailedError):
+    """AWS kept throttling past the retry budget."""
+
+
+class ResultTruncatedError(QueryFailedError):
+    """A query hit the result-row limit even on the smallest sub-window: counts would be partial."""
+
+
+class InconsistentResultError(QueryFailedError):
+    """Query results contradict themselves (e.g. a CIDR test disagrees with the exact one)."""
+
+
+class PublishError(AnalyzerError):
+    """Metrics or alerts could not be published."""

@@ -1,0 +1,54 @@
+"""Lambda entry point: thin wiring of configuration, clients, analysis and publishing.
+
+``event = {}`` analyses the last complete UTC hour before the settle lag;
+``{"window": {"start", "end"}}`` analyses that window; ``"engine"`` overrides the
+configured engine; ``"orchestrated": true`` (set by the Dagster orchestrator) returns the
+report without publishing metrics or alerts, which the orchestrator publishes itself.
+Any failure raises, so Lambda records an error and nothing is published for the window.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+from lambda_pkg.analysis import analyze
+from lambda_pkg.publish import MetricsPublisher, send_alert
+from lambda_pkg.settings import config_from_env
+from lambda_pkg.window import window_for_event
+
+
+def _clients() -> tuple[Any, Any, Any]:
+    """Clients created per call (endpoint from AWS_ENDPOINT_URL when set, as boto3 honours it)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
+    return boto3.client("logs", config=config), boto3.client("cloudwatch", config=config), boto3.client("sns", config=config)
+
+
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    """Analyse a window of flow logs and return the report (DESIGN "Contracts")."""
+    config = config_from_env(os.environ)
+    event = event or {}
+    window = window_for_event(event, datetime.now(timezone.utc), config.settle_lag)
+    logs, cloudwatch, sns = _clients()
+    report = analyze(config, window, logs, engine=event.get("engine") if isinstance(event, dict) else None)
+    origin = {
+        "source": config.source,
+        "request_id": getattr(context, "aws_request_id", None),
+        "trigger": event.get("source", "direct invocation"),
+    }
+    report["origin"] = origin
+    published: dict[str, Any] = {"metrics": False, "alert_message_id": None}
+    if not event.get("orchestrated"):
+        published["metrics"] = MetricsPublisher(cloudwatch).publish(report, window)
+        if report["anomalies"]:
+            published["alert_message_id"] = send_alert(sns, config.sns_topic_arn, report, origin)
+    report["published"] = published
+    print(json.dumps({"window": report["window"], "anomalies": len(report["anomalies"]),
+                      "requests": {k: v["total_requests"] for k, v in report["vpcs"].items()},
+                      "published": published}))
+    return report

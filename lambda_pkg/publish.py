@@ -1,0 +1,116 @@
+"""Custom metrics and alert text (pure), and their thin CloudWatch/SNS adapters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lambda_pkg.constants import CUSTOM_METRICS, METRIC_NAMESPACE
+from lambda_pkg.detect import SEVERITY_ORDER
+from lambda_pkg.errors import PublishError
+from lambda_pkg.window import Window
+
+# Report field behind each custom metric.
+METRIC_FIELDS = {
+    "TotalRequests": "total_requests",
+    "UniqueSourceIPs": "unique_sources",
+    "RejectedConnections": "rejected_connections",
+    "ExternalTraffic": "external_traffic_count",
+    "TotalBytes": "total_bytes",
+}
+SUBJECT_LIMIT = 100  # SNS subject length limit
+
+
+def metric_data(report: Mapping[str, Any], window: Window) -> list[dict[str, Any]]:
+    """The five metrics per VPC, stamped at the window start so a window has one datapoint."""
+    return [
+        {
+            "MetricName": metric,
+            "Dimensions": [{"Name": "VPC", "Value": label}],
+            "Timestamp": window.start,
+            "Value": float(vpc[METRIC_FIELDS[metric]]),
+            "Unit": unit,
+        }
+        for label, vpc in report["vpcs"].items()
+        for metric, unit in CUSTOM_METRICS.items()
+    ]
+
+
+class MetricsPublisher:
+    """Publishes a window's metrics once: a re-run finds the datapoint and publishes nothing."""
+
+    def __init__(self, cloudwatch: Any, namespace: str = METRIC_NAMESPACE) -> None:
+        self.cloudwatch = cloudwatch
+        self.namespace = namespace
+
+    def already_published(self, window: Window, vpc: str) -> bool:
+        try:
+            response = self.cloudwatch.get_metric_statistics(
+                Namespace=self.namespace, MetricName="TotalRequests",
+                Dimensions=[{"Name": "VPC", "Value": vpc}],
+                StartTime=window.start, EndTime=window.start + timedelta(minutes=1),
+                Period=60, Statistics=["SampleCount"],
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise PublishError(f"could not check earlier metrics for {vpc}: {exc}") from exc
+        return bool(response.get("Datapoints"))
+
+    def publish(self, report: Mapping[str, Any], window: Window) -> bool:
+        """True if published now, False if this window's metrics were already there."""
+        labels = list(report["vpcs"])
+        if all(self.already_published(window, label) for label in labels):
+            return False
+        try:
+            self.cloudwatch.put_metric_data(Namespace=self.namespace, MetricData=metric_data(report, window))
+        except (ClientError, BotoCoreError) as exc:
+            raise PublishError(f"PutMetricData to {self.namespace} failed: {exc}") from exc
+        return True
+
+
+def alert_subject(report: Mapping[str, Any]) -> str:
+    """Short SNS subject: count, worst severity, hour."""
+    anomalies = report["anomalies"]
+    worst = next((s for s in SEVERITY_ORDER if any(a["severity"] == s for a in anomalies)), "none")
+    subject = f"vpcpeer: {len(anomalies)} {worst}-severity anomal{'y' if len(anomalies) == 1 else 'ies'} {report['window']['start'][:13]}h UTC"
+    return subject[:SUBJECT_LIMIT]
+
+
+def alert_message(report: Mapping[str, Any], origin: Mapping[str, Any]) -> str:
+    """Alert body: anomalies grouped by severity, traffic summary, top sources, window, origin."""
+    window = report["window"]
+    lines = [
+        "vpcpeer traffic analysis: anomalies detected",
+        f"Window: {window['start']} to {window['end']} (UTC, end exclusive)",
+        "",
+    ]
+    for severity in SEVERITY_ORDER:
+        group = [a for a in report["anomalies"] if a["severity"] == severity]
+        if group:
+            lines.append(f"{severity.upper()} SEVERITY ({len(group)})")
+            lines.extend(f"  - [{a['vpc']}] {a['type']}: {a['description']}" for a in group)
+            lines.append("")
+    lines.append("TRAFFIC SUMMARY")
+    for label, vpc in report["vpcs"].items():
+        lines.append(
+            f"  {label}: {vpc['total_requests']} requests, {vpc['total_bytes']} bytes, "
+            f"{vpc['rejected_connections']} rejected, {vpc['external_traffic_count']} external, "
+            f"{vpc['unique_sources']} sources"
+        )
+        if vpc["top_source_ips"]:
+            talkers = ", ".join(f"{ip} ({count})" for ip, count in vpc["top_source_ips"][:5])
+            lines.append(f"    top sources: {talkers}")
+    lines.append("")
+    lines.append("Sent by: " + ", ".join(f"{k}={v}" for k, v in origin.items() if v is not None))
+    return "\n".join(lines)
+
+
+def send_alert(sns: Any, topic_arn: str, report: Mapping[str, Any], origin: Mapping[str, Any]) -> str:
+    """Publish the alert; returns the SNS message id."""
+    try:
+        response = sns.publish(TopicArn=topic_arn, Subject=alert_subject(report), Message=alert_message(report, origin))
+    except (ClientError, BotoCoreError) as exc:
+        raise PublishError(f"SNS Publish to {topic_arn} failed: {exc}") from exc
+    return response["MessageId"]

@@ -1,0 +1,157 @@
+"""Analyzer configuration from environment variables, parsed inside each call.
+
+Parsing at call time (not import time) means a bad value fails that invocation with a
+message naming the variable, instead of crashing every import the way the reference did.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from lambda_pkg import constants as c
+from lambda_pkg.errors import InvalidAnalyzerConfig
+from lambda_pkg.records import FlowLogFormat, FormatError
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Detection thresholds; the defaults are the reference's where it had one."""
+
+    traffic_baseline: float = float(c.DEFAULT_TRAFFIC_BASELINE)
+    anomaly_threshold_percent: float = c.DEFAULT_ANOMALY_THRESHOLD_PERCENT
+    unexpected_port_min_count: int = 10
+    external_traffic_threshold: int = 50
+    rejection_threshold: int = 100
+    port_scan_min_ports: int = 15
+    port_scan_min_hosts: int = 15
+    port_scan_min_reject_ratio: float = 0.5
+    port_scan_min_records: int = 20
+
+    @property
+    def spike_threshold(self) -> float:
+        """Requests per hour above which traffic is a spike."""
+        return self.traffic_baseline * (1 + self.anomaly_threshold_percent / 100)
+
+
+@dataclass(frozen=True)
+class VpcSpec:
+    """One side of the peering as the analyzer sees it."""
+
+    label: str
+    log_group: str
+    cidr: ipaddress.IPv4Network
+    allowed_ports: frozenset[int]
+
+
+@dataclass(frozen=True)
+class AnalyzerConfig:
+    """Everything one analysis needs besides AWS clients and the window."""
+
+    vpcs: tuple[VpcSpec, ...]
+    sns_topic_arn: str
+    engine: str = "insights"
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    log_format: FlowLogFormat = field(default_factory=FlowLogFormat)
+    settle_lag: timedelta = timedelta(minutes=10)
+    query_deadline_seconds: float = 240.0
+    source: str = "vpcpeer traffic analyzer"
+
+    def vpc(self, label: str) -> VpcSpec:
+        return next(v for v in self.vpcs if v.label == label)
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = (env.get(name) or "").strip()
+    if not value:
+        raise InvalidAnalyzerConfig(name, "is not set", "Set it in the function's environment (the Pulumi program does).")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, low: float | None = None,
+            high: float | None = None, integer: bool = False, low_open: bool = False) -> float:
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidAnalyzerConfig(name, f"{text!r} is not a number", "Use a plain number, e.g. 20 or 0.5.") from None
+    if integer and not value.is_integer():
+        raise InvalidAnalyzerConfig(name, f"{text!r} is not a whole number", "Use an integer.")
+    if low is not None and (value <= low if low_open else value < low):
+        raise InvalidAnalyzerConfig(name, f"{text} is too small", f"Use a value {'>' if low_open else '>='} {low:g}.")
+    if high is not None and value > high:
+        raise InvalidAnalyzerConfig(name, f"{text} is too large", f"Use a value <= {high:g}.")
+    return int(value) if integer else value
+
+
+def parse_ports(name: str, text: str) -> frozenset[int]:
+    """Comma-separated TCP ports, whitespace tolerated."""
+    ports = set()
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isdigit() or not 1 <= int(part) <= 65535:
+            raise InvalidAnalyzerConfig(name, f"{part!r} is not a port in 1-65535", "Use e.g. 443,8080.")
+        ports.add(int(part))
+    if not ports:
+        raise InvalidAnalyzerConfig(name, "lists no port", "Use e.g. 443,8080.")
+    return frozenset(ports)
+
+
+def _cidr(env: Mapping[str, str], name: str) -> ipaddress.IPv4Network:
+    text = _required(env, name)
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise InvalidAnalyzerConfig(name, f"{text!r} is not a CIDR block", "Use e.g. 10.0.0.0/16.") from None
+    if network.version != 4:
+        raise InvalidAnalyzerConfig(name, f"{text!r} is not IPv4", "VPC primary CIDRs are IPv4.")
+    return network
+
+
+def config_from_env(env: Mapping[str, str]) -> AnalyzerConfig:
+    """Build the configuration from the contract's variables (DESIGN "Contracts")."""
+    specs = []
+    for label, group_var, cidr_var, ports_var in (
+        ("VPC-A", c.ENV_VPC_A_LOG_GROUP, c.ENV_VPC_A_CIDR, c.ENV_VPC_A_ALLOWED_PORTS),
+        ("VPC-B", c.ENV_VPC_B_LOG_GROUP, c.ENV_VPC_B_CIDR, c.ENV_VPC_B_ALLOWED_PORTS),
+    ):
+        ports_text = env.get(ports_var)
+        ports = parse_ports(ports_var, ports_text) if ports_text else frozenset(c.DEFAULT_ALLOWED_PORTS[label])
+        specs.append(VpcSpec(label, _required(env, group_var), _cidr(env, cidr_var), ports))
+    if specs[0].cidr.overlaps(specs[1].cidr):
+        raise InvalidAnalyzerConfig(c.ENV_VPC_B_CIDR, f"{specs[1].cidr} overlaps {specs[0].cidr}", "Peered VPC CIDRs are disjoint.")
+    engine = (env.get(c.ENV_ANALYZER_ENGINE) or "insights").strip()
+    if engine not in c.ANALYZER_ENGINES:
+        raise InvalidAnalyzerConfig(c.ENV_ANALYZER_ENGINE, f"{engine!r} is not an engine", f"Use one of {', '.join(c.ANALYZER_ENGINES)}.")
+    try:
+        log_format = FlowLogFormat.parse(env.get("FLOW_LOG_FORMAT"))
+    except FormatError as exc:
+        raise InvalidAnalyzerConfig("FLOW_LOG_FORMAT", str(exc), "Give the flow log's format, e.g. ${version} ${account-id} ...") from None
+    defaults = Thresholds()
+    thresholds = Thresholds(
+        traffic_baseline=_number(env, c.ENV_TRAFFIC_BASELINE, defaults.traffic_baseline, low=0, low_open=True),
+        anomaly_threshold_percent=_number(env, c.ENV_ANOMALY_THRESHOLD, defaults.anomaly_threshold_percent, low=0, high=100, low_open=True),
+        unexpected_port_min_count=_number(env, "UNEXPECTED_PORT_MIN_COUNT", defaults.unexpected_port_min_count, low=1, integer=True),
+        external_traffic_threshold=_number(env, "EXTERNAL_TRAFFIC_THRESHOLD", defaults.external_traffic_threshold, low=0, integer=True),
+        rejection_threshold=_number(env, "REJECTION_THRESHOLD", defaults.rejection_threshold, low=0, integer=True),
+        port_scan_min_ports=_number(env, "PORT_SCAN_MIN_PORTS", defaults.port_scan_min_ports, low=2, integer=True),
+        port_scan_min_hosts=_number(env, "PORT_SCAN_MIN_HOSTS", defaults.port_scan_min_hosts, low=2, integer=True),
+        port_scan_min_reject_ratio=_number(env, "PORT_SCAN_MIN_REJECT_RATIO", defaults.port_scan_min_reject_ratio, low=0, high=1),
+        port_scan_min_records=_number(env, "PORT_SCAN_MIN_RECORDS", defaults.port_scan_min_records, low=1, integer=True),
+    )
+    return AnalyzerConfig(
+        vpcs=tuple(specs),
+        sns_topic_arn=_required(env, c.ENV_SNS_TOPIC_ARN),
+        engine=engine,
+        thresholds=thresholds,
+        log_format=log_format,
+        settle_lag=timedelta(seconds=_number(env, "SETTLE_LAG_SECONDS", 600, low=0, high=3600, integer=True)),
+        query_deadline_seconds=_number(env, "QUERY_DEADLINE_SECONDS", 240, low=5, high=900),
+        source=(env.get("AWS_LAMBDA_FUNCTION_NAME") or "vpcpeer traffic analyzer").strip(),
+    )

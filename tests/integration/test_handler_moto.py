@@ -1,0 +1,207 @@
+"""The handler end to end on moto: exact counts against an independent DuckDB computation,
+and failures that publish nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import boto3
+import duckdb
+import pytest
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
+
+from lambda_pkg import handler as handler_module
+from lambda_pkg.constants import METRIC_NAMESPACE
+from lambda_pkg.errors import QueryFailedError, ThrottledError
+from lambda_pkg.handler import lambda_handler
+from lambda_pkg.window import last_complete_hour
+from tests.analyzer_env import ENV
+from tests.flowgen import random_lines, v2_line
+
+REGION = "us-east-1"
+
+
+class Context:
+    aws_request_id = "req-123"
+    function_name = "vpcpeer-test-traffic-analyzer"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        sns = boto3.client("sns", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        topic = sns.create_topic(Name="test-alerts")["TopicArn"]
+        queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        for key, value in {**ENV, "SNS_TOPIC_ARN": topic}.items():
+            monkeypatch.setenv(key, value)
+        yield {"topic": topic, "queue": queue, "sqs": sqs, "logs": boto3.client("logs", region_name=REGION),
+               "cloudwatch": boto3.client("cloudwatch", region_name=REGION)}
+
+
+def write(logs, group: str, events: list[tuple[int, str]]) -> None:
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="eni-0a1b2c3d-all")
+    events = sorted(events)
+    for i in range(0, len(events), 5000):
+        logs.put_log_events(logGroupName=group, logStreamName="eni-0a1b2c3d-all",
+                            logEvents=[{"timestamp": ts, "message": m} for ts, m in events[i:i + 5000]])
+
+
+def alert_messages(aws) -> list[dict]:
+    out = aws["sqs"].receive_message(QueueUrl=aws["queue"], MaxNumberOfMessages=10, WaitTimeSeconds=0)
+    return [json.loads(m["Body"]) for m in out.get("Messages", [])]
+
+
+def expected_with_duckdb(rows: list[tuple[str, int, str]], start_ms: int, end_ms: int) -> dict[str, dict]:
+    """The contract's numbers computed by SQL over the same lines, not by the code under test."""
+    db = duckdb.connect()
+    db.execute("CREATE TABLE lines(vpc TEXT, ts BIGINT, line TEXT)")
+    db.executemany("INSERT INTO lines VALUES (?, ?, ?)", rows)
+    db.execute("""CREATE MACRO ip2int(a) AS split_part(a, '.', 1)::BIGINT * 16777216 + split_part(a, '.', 2)::BIGINT * 65536
+                  + split_part(a, '.', 3)::BIGINT * 256 + split_part(a, '.', 4)::BIGINT""")
+    db.execute(f"""CREATE VIEW ok AS
+        SELECT vpc, f[4] AS src, f[5] AS dst, f[7] AS dport, f[10]::BIGINT AS bytes, f[13] AS action
+        FROM (SELECT vpc, ts, string_split(trim(line), ' ') AS f FROM lines)
+        WHERE len(f) = 14 AND f[14] = 'OK' AND ts >= {start_ms} AND ts < {end_ms}""")
+    result = {}
+    for vpc, total, nbytes, sources, dests, rejected, external in db.execute("""
+        SELECT vpc, count(*), sum(bytes), count(DISTINCT src), count(DISTINCT dst),
+               count(*) FILTER (WHERE action = 'REJECT'),
+               count(*) FILTER (WHERE ip2int(src) // 65536 NOT IN (ip2int('10.0.0.0') // 65536, ip2int('10.1.0.0') // 65536))
+        FROM ok GROUP BY vpc""").fetchall():
+        top = db.execute("SELECT src, count(*) c FROM ok WHERE vpc = ? GROUP BY src ORDER BY c DESC, src ASC LIMIT 10", [vpc]).fetchall()
+        ports = db.execute("SELECT dport, count(*) FROM ok WHERE vpc = ? GROUP BY dport", [vpc]).fetchall()
+        result[vpc] = {
+            "total_requests": total, "total_bytes": int(nbytes), "unique_sources": sources, "unique_destinations": dests,
+            "rejected_connections": rejected, "external_traffic_count": external,
+            "top_source_ips": [[ip, c] for ip, c in top], "port_breakdown": {p: c for p, c in ports},
+        }
+    return result
+
+
+def test_raw_engine_counts_are_exact_and_published_once(aws) -> None:
+    window = last_complete_hour(datetime.now(timezone.utc), timedelta(minutes=10))
+    rows = []
+    for vpc, group, seed in (("VPC-A", ENV["VPC_A_LOG_GROUP"], 1), ("VPC-B", ENV["VPC_B_LOG_GROUP"], 2)):
+        lines = [l for l in random_lines(2400, seed=seed, malformed_every=17) if l]
+        span = window.end_ms - window.start_ms
+        events = []
+        for i, line in enumerate(lines):
+            offset = (i * 7919) % (span + 600_000) - 300_000  # some before start, some at/after end
+            events.append((window.start_ms + offset, line))
+        events.append((window.end_ms, lines[0]))  # exactly at the end: excluded
+        events.append((window.start_ms, lines[1]))  # exactly at the start: included
+        write(aws["logs"], group, events)
+        rows.extend((vpc, ts, line) for ts, line in events)
+
+    report = lambda_handler({"window": window.to_json()}, Context())
+    expected = expected_with_duckdb(rows, window.start_ms, window.end_ms)
+    assert set(report["vpcs"]) == {"VPC-A", "VPC-B"}
+    for vpc, numbers in expected.items():
+        got = report["vpcs"][vpc]
+        assert numbers["total_requests"] > 1000
+        for key, value in numbers.items():
+            assert got[key] == value, (vpc, key)
+        assert got["records_by_status"].get("NODATA", 0) > 0 and got["malformed_records"]
+        assert got["lines_read"] < len([r for r in rows if r[0] == vpc])  # the service filtered the window
+
+    assert report["published"]["metrics"] is True
+    metrics = aws["cloudwatch"].list_metrics(Namespace=METRIC_NAMESPACE)["Metrics"]
+    assert {m["MetricName"] for m in metrics} == {"TotalRequests", "UniqueSourceIPs", "RejectedConnections", "ExternalTraffic", "TotalBytes"}
+    again = lambda_handler({"window": window.to_json()}, Context())
+    assert again["published"]["metrics"] is False  # the window's datapoint exists: nothing doubled
+    stats = aws["cloudwatch"].get_metric_statistics(
+        Namespace=METRIC_NAMESPACE, MetricName="TotalRequests", Dimensions=[{"Name": "VPC", "Value": "VPC-A"}],
+        StartTime=window.start, EndTime=window.end, Period=3600, Statistics=["Sum", "SampleCount"])
+    [point] = stats["Datapoints"]
+    assert point["SampleCount"] == 1 and point["Sum"] == expected["VPC-A"]["total_requests"]
+
+
+def test_anomalies_are_alerted_with_window_and_origin(aws) -> None:
+    window = last_complete_hour(datetime.now(timezone.utc), timedelta(minutes=10))
+    ts = window.start_ms + 60_000
+    scan = [(ts + port, v2_line("10.1.2.66", "10.0.10.4", 40000, port, action="REJECT")) for port in range(1, 40)]
+    write(aws["logs"], ENV["VPC_A_LOG_GROUP"], scan)
+    write(aws["logs"], ENV["VPC_B_LOG_GROUP"], [(ts, v2_line("10.0.1.5", "10.1.10.3", 40000, 3306))])
+    report = lambda_handler({"window": window.to_json(), "source": "test"}, Context())
+    assert [a["type"] for a in report["anomalies"]] == ["port_scan"]
+    [message] = alert_messages(aws)
+    assert "port_scan" in message["Message"] and "10.1.2.66" in message["Message"]
+    assert window.to_json()["start"] in message["Message"] and "request_id=req-123" in message["Message"]
+    assert message["Subject"].startswith("vpcpeer: 1 high-severity anomaly")
+
+
+def test_orchestrated_runs_publish_nothing(aws) -> None:
+    window = last_complete_hour(datetime.now(timezone.utc), timedelta(minutes=10))
+    ts = window.start_ms + 60_000
+    write(aws["logs"], ENV["VPC_A_LOG_GROUP"], [(ts + i, v2_line("10.1.2.66", "10.0.10.4", 40000, p, action="REJECT")) for i, p in enumerate(range(1, 40))])
+    write(aws["logs"], ENV["VPC_B_LOG_GROUP"], [])
+    report = lambda_handler({"window": window.to_json(), "orchestrated": True}, Context())
+    assert report["anomalies"] and report["published"] == {"metrics": False, "alert_message_id": None}
+    assert alert_messages(aws) == []
+    assert aws["cloudwatch"].list_metrics(Namespace=METRIC_NAMESPACE)["Metrics"] == []
+
+
+def test_an_empty_hour_is_a_valid_distinct_result(aws) -> None:
+    for group in (ENV["VPC_A_LOG_GROUP"], ENV["VPC_B_LOG_GROUP"]):
+        write(aws["logs"], group, [])
+    report = lambda_handler({}, Context())
+    assert all(v["total_requests"] == 0 and v["lines_read"] == 0 for v in report["vpcs"].values())
+    assert report["anomalies"] == []
+
+
+def _assert_nothing_published(aws) -> None:
+    assert aws["cloudwatch"].list_metrics(Namespace=METRIC_NAMESPACE)["Metrics"] == []
+    assert alert_messages(aws) == []
+
+
+def test_missing_log_group_raises_and_publishes_nothing(aws) -> None:
+    write(aws["logs"], ENV["VPC_A_LOG_GROUP"], [])
+    with pytest.raises(QueryFailedError, match="ResourceNotFoundException.*VPC_A_LOG_GROUP"):
+        lambda_handler({}, Context())
+    _assert_nothing_published(aws)
+
+
+def _stubbed_failure(stub: Stubber, failure: str) -> None:
+    for qid, group in (("q-a", ENV["VPC_A_LOG_GROUP"]), ("q-b", ENV["VPC_B_LOG_GROUP"])):
+        if failure in ("AccessDeniedException", "ThrottlingException") and qid == "q-a":
+            for _ in range(6 if failure == "ThrottlingException" else 1):
+                stub.add_client_error("start_query", service_error_code=failure, http_status_code=400)
+            return
+        stub.add_response("start_query", {"queryId": qid}, {"logGroupName": group, "startTime": ANY, "endTime": ANY,
+                                                               "queryString": ANY, "limit": ANY})
+    stub.add_response("get_query_results", {"status": failure, "results": []}, {"queryId": "q-a"})
+    stub.add_response("stop_query", {"success": True}, {"queryId": "q-b"})
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [("Failed", QueryFailedError), ("Cancelled", QueryFailedError), ("Timeout", QueryFailedError),
+     ("AccessDeniedException", QueryFailedError), ("ThrottlingException", ThrottledError)],
+)
+def test_insights_failures_raise_and_publish_nothing(aws, monkeypatch, failure: str, error: type) -> None:
+    monkeypatch.setenv("ANALYZER_ENGINE", "insights")
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    logs = boto3.client("logs", region_name=REGION)
+    stub = Stubber(logs)
+    _stubbed_failure(stub, failure)
+    real = handler_module._clients
+
+    def clients():
+        _, cloudwatch, sns = real()
+        return logs, cloudwatch, sns
+
+    monkeypatch.setattr(handler_module, "_clients", clients)
+    with stub, pytest.raises(error):
+        lambda_handler({}, Context())
+    _assert_nothing_published(aws)

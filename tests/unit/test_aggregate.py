@@ -1,0 +1,110 @@
+"""Streaming aggregation: exact counts on hand-checked inputs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from lambda_pkg.aggregate import traffic_for
+from lambda_pkg.records import FlowRecord
+from lambda_pkg.window import Window
+from tests.analyzer_env import config
+from tests.flowgen import nodata_line, v2_line
+
+WINDOW = Window(datetime(2026, 1, 1, 10, tzinfo=timezone.utc), datetime(2026, 1, 1, 11, tzinfo=timezone.utc))
+IN = WINDOW.start_ms + 1000
+
+
+def vpc_a(lines: list[tuple[str, int]], **env: str) -> dict:
+    traffic = traffic_for(config(**env), WINDOW)["VPC-A"]
+    for line, ts in lines:
+        traffic.add_line(line, ts)
+    return traffic.report()
+
+
+def test_counts_sources_ports_and_rejects() -> None:
+    report = vpc_a([
+        (v2_line("10.1.1.5", "10.0.10.7", 50000, 443, nbytes=100, packets=2), IN),
+        (v2_line("10.1.1.5", "10.0.10.8", 50001, 8080, nbytes=200, packets=3), IN),
+        (v2_line("10.1.1.6", "10.0.10.7", 50002, 22, nbytes=40, packets=1, action="REJECT"), IN),
+        (v2_line("10.1.1.6", "10.0.10.7", 50003, 22, nbytes=40, packets=1, action="REJECT"), IN),
+        (v2_line("10.1.1.7", "10.0.10.7", 50004, 443, nbytes=10, packets=1), IN),
+    ])
+    assert report["total_requests"] == 5
+    assert report["total_bytes"] == 390 and report["total_packets"] == 8
+    assert report["unique_sources"] == 3 and report["unique_destinations"] == 2
+    assert report["rejected_connections"] == 2 and report["accepted_connections"] == 3
+    assert report["top_source_ips"] == [["10.1.1.5", 2], ["10.1.1.6", 2], ["10.1.1.7", 1]]
+    assert report["port_breakdown"] == {"22": 2, "443": 2, "8080": 1}
+    assert report["external_traffic_count"] == 0
+
+
+def test_top_sources_tie_break_is_ip_as_text_and_capped_at_ten() -> None:
+    lines = [(v2_line(f"10.1.1.{i}", "10.0.1.1", 50000, 443), IN) for i in range(1, 13)]
+    lines += [(v2_line("10.1.1.9", "10.0.1.1", 50000, 443), IN)]
+    top = vpc_a(lines)["top_source_ips"]
+    assert top[0] == ["10.1.1.9", 2]
+    assert [ip for ip, _ in top[1:]] == sorted(f"10.1.1.{i}" for i in range(1, 13) if i != 9)[:9]
+    assert len(top) == 10
+
+
+def test_window_is_half_open_on_event_time() -> None:
+    line = v2_line("10.1.1.5", "10.0.1.1", 50000, 443)
+    report = vpc_a([(line, WINDOW.start_ms), (line, WINDOW.end_ms - 1), (line, WINDOW.end_ms), (line, WINDOW.start_ms - 1)])
+    assert report["total_requests"] == 2
+    assert report["out_of_window_records"] == 2
+
+
+def test_nodata_skipdata_and_malformed_are_counted_but_never_traffic() -> None:
+    report = vpc_a([
+        (nodata_line(), IN), (nodata_line("SKIPDATA"), IN), ("garbage", IN), ("", IN),
+        (v2_line("10.1.1.5", "10.0.1.1", 50000, 443), IN),
+    ])
+    assert report["total_requests"] == 1
+    assert report["records_by_status"] == {"NODATA": 1, "OK": 1, "SKIPDATA": 1}
+    assert report["malformed_records"] == {"empty": 1, "field_count": 1}
+
+
+def test_external_is_real_cidr_membership_against_both_vpcs() -> None:
+    env = {"VPC_A_CIDR": "172.16.0.0/20", "VPC_B_CIDR": "192.168.0.0/16"}
+    report = vpc_a([
+        (v2_line("172.16.15.1", "172.16.1.1", 50000, 443), IN),   # VPC-A (inside /20)
+        (v2_line("172.16.16.1", "172.16.1.1", 50000, 443), IN),   # just outside the /20: external
+        (v2_line("192.168.200.1", "172.16.1.1", 50000, 443), IN), # VPC-B
+        (v2_line("10.0.0.5", "172.16.1.1", 50000, 443), IN),      # the reference's "internal" prefix: external here
+        (v2_line("2001:db8::1", "2001:db8::2", 50000, 443), IN),  # IPv6: reported separately
+    ], **env)
+    assert report["external_traffic_count"] == 2
+    assert report["ipv6_requests"] == 1
+
+
+def test_weighted_rows_equal_repeated_records() -> None:
+    cfg = config()
+    once = traffic_for(cfg, WINDOW)["VPC-A"]
+    rec = FlowRecord("OK", "10.1.1.5", "10.0.1.1", 50000, 22, 6, 3, 300, "REJECT", 4)
+    once.add(rec, weight=4)
+    repeated = traffic_for(cfg, WINDOW)["VPC-A"]
+    for _ in range(4):
+        repeated.add(FlowRecord("OK", "10.1.1.5", "10.0.1.1", 50000, 22, 6, 0, 0, "REJECT", 4))
+    a, b = once.report(), repeated.report()
+    for key in ("total_requests", "rejected_connections", "top_source_ips", "port_breakdown", "unique_sources"):
+        assert a[key] == b[key]
+    assert a["total_bytes"] == 300 and a["evidence"]["unexpected_ports"]["22"]["count"] == 4
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "sport", "dport", "proto", "unexpected"),
+    [
+        ("10.1.1.5", "10.0.1.1", 50000, 3306, 6, True),    # 3306 is allowed into VPC-B, not VPC-A
+        ("10.1.1.5", "10.0.1.1", 50000, 8080, 6, False),   # allowed into VPC-A
+        ("10.1.1.5", "10.0.1.1", 443, 50000, 6, False),    # reply from an allowed peer port
+        ("10.1.1.5", "10.0.1.1", 3306, 41000, 6, False),   # reply from VPC-B's database port
+        ("10.1.1.5", "10.0.1.1", 0, 0, 1, False),          # ICMP has no ports
+        ("10.0.1.2", "10.0.1.1", 50000, 22, 6, False),     # inside VPC-A: not crossing anything
+        ("10.0.1.1", "10.1.1.5", 50000, 22, 6, False),     # leaving VPC-A: VPC-B's concern
+    ],
+)
+def test_unexpected_ports_follow_the_direction_and_skip_replies(src, dst, sport, dport, proto, unexpected) -> None:
+    report = vpc_a([(v2_line(src, dst, sport, dport, proto=proto), IN)])
+    assert (str(dport) in report["evidence"]["unexpected_ports"]) is unexpected
