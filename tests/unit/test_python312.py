@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,7 +11,19 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PYTHON312 = shutil.which("python3.12")
+
+
+def _python312() -> str | None:
+    """A working python3.12 (pyenv shims answer even when the version is not selected)."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = sorted(str(p) for p in root.glob("versions/3.12*/bin/python3.12")) + [shutil.which("python3.12") or ""]
+    for candidate in filter(None, candidates):
+        if subprocess.run([candidate, "-c", "pass"], capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+PYTHON312 = _python312()
 
 PROBE = r"""
 import json, sys
