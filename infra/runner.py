@@ -5,7 +5,7 @@
 - ``automation``: the Pulumi Automation API on the ``infra/`` project with a local file
   backend by default; needs the ``pulumi`` CLI.
 - ``emulated``: the program under mocks that create each resource in the local AWS
-  emulator (arrives with the embedded default).
+  emulator and return the real IDs (the embedded default).
 """
 
 from __future__ import annotations
@@ -224,6 +224,55 @@ class AutomationRunner:
         )
 
 
+class EmulatedRunner:
+    """Rollout into the local AWS emulator: real resources, real IDs, idempotent."""
+
+    mode = "emulated"
+
+    def __init__(
+        self,
+        stack: str = "dev",
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        endpoint_url: str,
+        infra_dir: Path = INFRA_DIR,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = load_stack_settings(stack, overrides, infra_dir)
+        self.endpoint_url = endpoint_url
+        self.progress = progress
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.settings.region,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def run(self) -> StackResult:
+        from infra.emulated import Context, EmulatorMocks, StateStore
+        from infra.preview import PlannedResource
+
+        cfg = self.settings.validated()
+        ctx = Context(self.client, cfg.region, self.client("sts").get_caller_identity()["Account"])
+        store = StateStore(ctx.s3, cfg.stack)
+        previous = store.load()
+        mocks = EmulatorMocks(ctx, previous, self.progress)
+        try:
+            outputs, secret = evaluate_with_mocks(self.settings, mocks)
+        except BaseException:
+            store.save({**previous, **mocks.current})  # a retry must not create twice
+            raise
+        removed = mocks.prune()
+        store.save(mocks.current)
+        changes = Counter(c.action for c in [*mocks.changes, *removed])
+        secrets = self.settings.secret_values()
+        resources = tuple(
+            PlannedResource(key.split("::", 1)[0], key.split("::", 1)[1], _mask(entry["inputs"], secrets))
+            for key, entry in sorted(mocks.current.items())
+        )
+        return StackResult(self.mode, cfg.stack, outputs, secret, resources, dict(changes))
+
+
 def get_runner(mode: str, stack: str = "dev", overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> StackRunner:
     """The runner for ``mode`` (one of MODES)."""
     if mode == "preview":
@@ -231,8 +280,7 @@ def get_runner(mode: str, stack: str = "dev", overrides: Mapping[str, Any] | Non
     if mode == "automation":
         return AutomationRunner(stack, overrides, **kwargs)
     if mode == "emulated":
-        raise ModeNotAvailable(
-            "mode=emulated (rollout into the local AWS emulator) is not built yet; "
-            "use mode=preview for an offline plan or mode=automation with the pulumi CLI"
-        )
+        if "endpoint_url" not in kwargs:
+            raise ModeNotAvailable("mode=emulated needs the local AWS endpoint (endpoint_url)")
+        return EmulatedRunner(stack, overrides, **kwargs)
     raise StackRunError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")

@@ -68,6 +68,8 @@ class VpcTraffic:
         self.unsolicited_ports: Counter[int] = Counter()
         self.unexpected: Counter[int] = Counter()
         self.unexpected_sources: Counter[tuple[int, str]] = Counter()
+        self.unexpected_to_peer: Counter[int] = Counter()
+        self.unexpected_to_peer_sources: Counter[tuple[int, str]] = Counter()
         self._scan: dict[str, list[Any]] = {}
 
     # -- classification ---------------------------------------------------------------
@@ -98,6 +100,8 @@ class VpcTraffic:
             return False
         if src_place == IN_PEER:
             return sport in self.peer.allowed_ports or sport < EPHEMERAL_MIN
+        if src_place == IN_SELF:
+            return sport in self.spec.allowed_ports or sport < EPHEMERAL_MIN
         return sport < EPHEMERAL_MIN or sport in self._all_allowed
 
     # -- feeding ----------------------------------------------------------------------
@@ -147,17 +151,24 @@ class VpcTraffic:
             if dport not in self.spec.allowed_ports:
                 self.unexpected[dport] += weight
                 self.unexpected_sources[(dport, src)] += weight
+        elif (src_place == IN_SELF and dst_place == IN_PEER and record.protocol in PORT_PROTOCOLS
+              and dport not in self.peer.allowed_ports and not self._is_reply(src_place, sport, dport)):
+            # Headed into the peer on a port the peer does not allow (often rejected here, on egress).
+            self.unexpected_to_peer[dport] += weight
+            self.unexpected_to_peer_sources[(dport, src)] += weight
 
         if record.protocol in PORT_PROTOCOLS:
             scan = self._scan.get(src)
             if scan is None:
                 scan = self._scan[src] = [set(), set(), 0, 0]
-            if len(scan[0]) < SCAN_SET_CAP:
-                scan[0].add(dport)
-            if len(scan[1]) < SCAN_SET_CAP:
-                scan[1].add(dst)
             scan[2] += weight
             if rejected:
+                # A probe shows as rejected flows to many ports or hosts; accepted traffic to
+                # many internet hosts (NAT) is not a scan.
+                if len(scan[0]) < SCAN_SET_CAP:
+                    scan[0].add(dport)
+                if len(scan[1]) < SCAN_SET_CAP:
+                    scan[1].add(dst)
                 scan[3] += weight
 
     # -- result -----------------------------------------------------------------------
@@ -168,8 +179,8 @@ class VpcTraffic:
             (
                 {
                     "source": src,
-                    "distinct_ports": len(ports),
-                    "distinct_hosts": len(hosts),
+                    "distinct_ports": len(ports),  # among rejected flows
+                    "distinct_hosts": len(hosts),  # among rejected flows
                     "records": records,
                     "rejected": rejects,
                     "sample_ports": sorted(ports)[:EVIDENCE_N * 2],
@@ -179,15 +190,19 @@ class VpcTraffic:
             ),
             key=lambda s: (-max(s["distinct_ports"], s["distinct_hosts"]), s["source"]),
         )
-        unexpected_ports = {
-            str(port): {
-                "count": count,
-                "top_sources": top(Counter({s: c for (p, s), c in self.unexpected_sources.items() if p == port}), EVIDENCE_N),
+        def by_port(counts: Counter[int], sources: Counter[tuple[int, str]]) -> dict[str, Any]:
+            return {
+                str(port): {
+                    "count": count,
+                    "top_sources": top(Counter({s: c for (p, s), c in sources.items() if p == port}), EVIDENCE_N),
+                }
+                for port, count in sorted(counts.items())
             }
-            for port, count in sorted(self.unexpected.items())
-        }
+
         return {
             "vpc": self.spec.label,
+            "peer": self.peer.label,
+            "peer_allowed_ports": sorted(self.peer.allowed_ports),
             "log_group": self.spec.log_group,
             "cidr": str(self.spec.cidr),
             "allowed_ports": sorted(self.spec.allowed_ports),
@@ -212,7 +227,8 @@ class VpcTraffic:
                     "top_sources": top(self.unsolicited_sources, EVIDENCE_N),
                     "top_ports": top(self.unsolicited_ports, EVIDENCE_N),
                 },
-                "unexpected_ports": unexpected_ports,
+                "unexpected_ports": by_port(self.unexpected, self.unexpected_sources),
+                "unexpected_ports_to_peer": by_port(self.unexpected_to_peer, self.unexpected_to_peer_sources),
                 "rejections": {
                     "top_sources": top(self.rejected_sources, EVIDENCE_N),
                     "top_ports": top(self.rejected_ports, EVIDENCE_N),

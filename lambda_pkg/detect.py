@@ -44,19 +44,28 @@ def traffic_spike(vpc: Mapping[str, Any], t: Thresholds) -> list[Anomaly]:
 
 
 def unexpected_ports(vpc: Mapping[str, Any], t: Thresholds) -> list[Anomaly]:
-    """Traffic entering the VPC on a port its security group does not allow (replies excluded)."""
+    """Traffic headed into a VPC on a port that VPC does not allow (replies excluded).
+
+    Seen either in the VPC's own flow log (it arrived) or in the peer's (it left the peer
+    toward this VPC, often rejected there on egress); the anomaly names the VPC entered.
+    """
     found = []
-    for port, detail in vpc["evidence"]["unexpected_ports"].items():
-        if detail["count"] < t.unexpected_port_min_count:
-            continue
-        found.append(_anomaly(
-            "unexpected_port", vpc["vpc"], MEDIUM,
-            f"{detail['count']} flows entered {vpc['vpc']} on port {port}, which is not among its allowed "
-            f"ports {vpc['allowed_ports']}",
-            port,
-            {"port": int(port), "count": detail["count"], "allowed_ports": vpc["allowed_ports"],
-             "top_sources": detail["top_sources"]},
-        ))
+    evidence = vpc["evidence"]
+    for target, allowed, observations in (
+        (vpc["vpc"], vpc["allowed_ports"], evidence["unexpected_ports"]),
+        (vpc["peer"], vpc["peer_allowed_ports"], evidence["unexpected_ports_to_peer"]),
+    ):
+        for port, detail in observations.items():
+            if detail["count"] < t.unexpected_port_min_count:
+                continue
+            found.append(_anomaly(
+                "unexpected_port", target, MEDIUM,
+                f"{detail['count']} flows headed into {target} on port {port}, which is not among its allowed "
+                f"ports {allowed} (seen in {vpc['vpc']}'s flow log)",
+                port,
+                {"port": int(port), "count": detail["count"], "allowed_ports": allowed,
+                 "observed_in": vpc["vpc"], "top_sources": detail["top_sources"]},
+            ))
     return found
 
 
@@ -98,8 +107,8 @@ def port_scans(vpc: Mapping[str, Any], t: Thresholds) -> list[Anomaly]:
             continue
         found.append(_anomaly(
             "port_scan", vpc["vpc"], HIGH,
-            f"{cand['source']} probed {cand['distinct_ports']} ports on {cand['distinct_hosts']} hosts; "
-            f"{cand['rejected']} of {cand['records']} flows rejected",
+            f"{cand['source']} was rejected on {cand['distinct_ports']} distinct ports across "
+            f"{cand['distinct_hosts']} hosts; {cand['rejected']} of its {cand['records']} flows rejected",
             cand["source"],
             {**cand, "reject_ratio": round(ratio, 3)},
         ))
@@ -109,7 +118,22 @@ def port_scans(vpc: Mapping[str, Any], t: Thresholds) -> list[Anomaly]:
 RULES = (traffic_spike, port_scans, external_traffic, unexpected_ports, high_rejections)
 
 
+def _count(anomaly: Anomaly) -> int:
+    evidence = anomaly["evidence"]
+    return int(evidence.get("count") or evidence.get("records") or evidence.get("total_requests") or 0)
+
+
 def detect_anomalies(vpcs: Mapping[str, Mapping[str, Any]], thresholds: Thresholds) -> list[Anomaly]:
-    """Every rule over every VPC, high severity first, in a stable order."""
-    found = [a for vpc in vpcs.values() for rule in RULES for a in rule(vpc, thresholds)]
-    return sorted(found, key=lambda a: (SEVERITY_ORDER.index(a["severity"]), a["vpc"], a["key"]))
+    """Every rule over every VPC, one anomaly per condition, high severity first.
+
+    The same flows can be logged by both VPCs; when two logs report the same condition
+    (same key), the larger observation is kept rather than the two added.
+    """
+    by_key: dict[str, Anomaly] = {}
+    for vpc in vpcs.values():
+        for rule in RULES:
+            for anomaly in rule(vpc, thresholds):
+                kept = by_key.get(anomaly["key"])
+                if kept is None or _count(anomaly) > _count(kept):
+                    by_key[anomaly["key"]] = anomaly
+    return sorted(by_key.values(), key=lambda a: (SEVERITY_ORDER.index(a["severity"]), a["vpc"], a["key"]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime, timezone
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from lambda_pkg.analysis import analyze
@@ -31,11 +32,18 @@ def _clients() -> tuple[Any, Any, Any]:
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     """Analyse a window of flow logs and return the report (DESIGN "Contracts")."""
-    config = config_from_env(os.environ)
+    return handle(event, context, environ=os.environ, clients=_clients)
+
+
+def handle(event: Any, context: Any, *, environ: Mapping[str, str],
+           clients: Callable[[], tuple[Any, Any, Any]]) -> dict[str, Any]:
+    """The handler with its environment and clients given: the orchestrator runs the same
+    code in-process against the local emulator (whose Lambda cannot run handlers)."""
+    config = config_from_env(environ)
     event = event or {}
     window = window_for_event(event, datetime.now(timezone.utc), config.settle_lag)
-    logs, cloudwatch, sns = _clients()
-    report = analyze(config, window, logs, engine=event.get("engine") if isinstance(event, dict) else None)
+    logs, cloudwatch, sns = clients()
+    report = analyze(config, window, logs, engine=event.get("engine"))
     origin = {
         "source": config.source,
         "request_id": getattr(context, "aws_request_id", None),

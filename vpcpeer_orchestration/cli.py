@@ -15,6 +15,8 @@ from typing import Any
 
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
+# Kept here (not imported) so `vpcpeer --help` loads nothing heavy; a test checks they match.
+SCENARIO_NAMES = ("port-scan", "traffic-spike", "external-source", "unexpected-port", "reject-storm")
 
 
 def _overrides(pairs: Sequence[str] | None) -> dict[str, str]:
@@ -86,12 +88,107 @@ def cmd_infra_up(args: argparse.Namespace) -> int:
     from infra.runner import get_runner
     from vpcpeer_orchestration.packaging import build_lambda_zip
 
-    runner = get_runner(args.mode, args.stack, _overrides(args.set), **({"action": args.action} if args.mode == "automation" else {}))
-    cfg = runner.settings.validated()
-    build_lambda_zip(resolve_code_path(cfg))
-    result = runner.run()
+    if args.mode == "emulated":
+        from vpcpeer_orchestration.local.stack import rollout
+
+        result = rollout(args.stack, _overrides(args.set), progress=_progress)
+    else:
+        runner = get_runner(args.mode, args.stack, _overrides(args.set), action=args.action)
+        build_lambda_zip(resolve_code_path(runner.settings.validated()))
+        result = runner.run()
     print(json.dumps({"mode": result.mode, "stack": result.stack, "changes": dict(result.changes),
                       "outputs": result.public_outputs()}, indent=2, default=str))
+    return 0
+
+
+def cmd_local_up(args: argparse.Namespace) -> int:
+    """Start (or find) the local AWS endpoint."""
+    from vpcpeer_orchestration.local import server
+
+    started = time.monotonic()
+    if server.status()["managed"] and not server.running_record():
+        _progress("starting the local AWS (moto server) ...")
+    endpoint = server.endpoint()
+    print(f"local AWS at {endpoint} ({time.monotonic() - started:.1f} s)")
+    return 0
+
+
+def cmd_local_status(args: argparse.Namespace) -> int:
+    from vpcpeer_orchestration.local import server
+
+    status = server.status()
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        state = "running" if status["running"] else "not running"
+        print(f"local AWS: {state}  endpoint={status['endpoint']}  region={status['region']}")
+    return 0
+
+
+def cmd_local_down(args: argparse.Namespace) -> int:
+    from vpcpeer_orchestration.local import server
+
+    if server.status()["managed"] is False:
+        print("VPCPEER_AWS_ENDPOINT is set: that endpoint is not managed by vpcpeer; nothing to stop")
+        return 0
+    print("stopped the local AWS" if server.stop() else "the local AWS was not running")
+    return 0
+
+
+def cmd_local_rollout(args: argparse.Namespace) -> int:
+    """Roll the stack out into the local AWS (idempotent)."""
+    from vpcpeer_orchestration.local.stack import rollout
+
+    started = time.monotonic()
+    _progress(f"rolling out stack '{args.stack}' into the local AWS ...")
+    result = rollout(args.stack, _overrides(args.set), progress=None if args.json else _progress)
+    if args.json:
+        print(json.dumps(result.public_outputs(), indent=2, sort_keys=True))
+    else:
+        changes = ", ".join(f"{v} {k}" for k, v in sorted(result.changes.items()))
+        print(f"rolled out {len(result.resources)} resources ({changes}) in {time.monotonic() - started:.1f} s")
+        for key, value in result.public_outputs().items():
+            print(f"  {key}: {value if isinstance(value, str) else json.dumps(value)}")
+    return 0
+
+
+def cmd_local_simulate(args: argparse.Namespace) -> int:
+    """Back-fill emulated flow logs and inject scenarios."""
+    from datetime import datetime, timedelta, timezone
+
+    from vpcpeer_orchestration.local import server
+    from vpcpeer_orchestration.local.flowlogs import FlowLogEmulator, floor_hour
+    from vpcpeer_orchestration.local.stack import service_ports, stack_outputs
+
+    endpoint = server.endpoint()
+    outputs = stack_outputs(args.stack, endpoint)
+    emulator = FlowLogEmulator(lambda service: server.client(service, endpoint), seed=args.seed, scale=args.scale,
+                               service_ports=service_ports(outputs), progress=_progress)
+    _progress(f"writing flow logs for the last {args.hours} complete hour(s) ...")
+    written = emulator.backfill(args.hours)
+    last = floor_hour(datetime.now(timezone.utc)) - timedelta(hours=1)
+    at = floor_hour(datetime.fromisoformat(args.at)) if args.at else last
+    injected = {}
+    for i, name in enumerate(args.scenario or []):
+        hour = at - timedelta(hours=i)
+        injected[f"{name}@{hour:%Y-%m-%dT%H:00Z}"] = emulator.inject(name, hour)
+    summary = {"hours_written": len(written), "records_written": sum(written.values()), "scenarios": injected}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_local_alerts(args: argparse.Namespace) -> int:
+    """Alerts the topic delivered on the embedded default."""
+    from vpcpeer_orchestration.local.alerts import received_alerts
+
+    alerts = received_alerts(args.stack)
+    if args.json:
+        print(json.dumps(alerts, indent=2))
+        return 0
+    if not alerts:
+        print("no alerts received")
+    for alert in alerts:
+        print(f"--- {alert['timestamp']}  {alert['subject']}\n{alert['message']}\n")
     return 0
 
 
@@ -113,6 +210,30 @@ def build_parser() -> argparse.ArgumentParser:
                     help="automation: Pulumi Automation API (needs the pulumi CLI); emulated: local AWS emulator")
     up.add_argument("--action", choices=("up", "preview", "destroy"), default="up", help="automation action (default: up)")
     up.set_defaults(func=cmd_infra_up)
+
+    local = groups.add_parser("local", help="the embedded default: local AWS and flow-log emulator").add_subparsers(
+        dest="command", required=True)
+    local.add_parser("up", help="start (or find) the local AWS endpoint").set_defaults(func=cmd_local_up)
+    status = local.add_parser("status", help="where the local AWS is and whether it answers")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_local_status)
+    rollout = local.add_parser("rollout", parents=[stack_args], help="create the stack in the local AWS (idempotent)")
+    rollout.add_argument("--json", action="store_true", help="print the stack outputs as JSON")
+    rollout.set_defaults(func=cmd_local_rollout)
+    simulate = local.add_parser("simulate", help="write emulated flow logs, optionally with scenarios")
+    simulate.add_argument("--stack", default="dev")
+    simulate.add_argument("--hours", type=int, default=24, help="complete past hours to back-fill (default 24, max 335)")
+    simulate.add_argument("--scenario", action="append", choices=sorted(SCENARIO_NAMES),
+                          help="inject a scenario (repeatable: the first goes into --at, the next an hour earlier, ...)")
+    simulate.add_argument("--at", help="UTC hour for the first scenario, ISO 8601 (default: the last complete hour)")
+    simulate.add_argument("--seed", type=int, default=42)
+    simulate.add_argument("--scale", type=float, default=1.0, help="volume multiplier (1.0 ~ 10,000 records/day per VPC)")
+    simulate.set_defaults(func=cmd_local_simulate)
+    alerts = local.add_parser("alerts", help="alerts delivered to the topic")
+    alerts.add_argument("--stack", default="dev")
+    alerts.add_argument("--json", action="store_true")
+    alerts.set_defaults(func=cmd_local_alerts)
+    local.add_parser("down", help="stop the local AWS").set_defaults(func=cmd_local_down)
 
     lam = groups.add_parser("lambda", help="the analyzer package").add_subparsers(dest="command", required=True)
     build = lam.add_parser("build", help="build the reproducible Lambda zip")
@@ -140,6 +261,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StackRunError as exc:
         print(f"vpcpeer: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except RuntimeError as exc:
+        # Typed operational errors (local AWS, emulator, rollout) carry their own fix.
+        if type(exc).__module__.startswith(("infra", "vpcpeer_orchestration", "lambda_pkg")):
+            print(f"vpcpeer: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
 
 
 if __name__ == "__main__":

@@ -41,7 +41,9 @@ class PeeringSecurityGroups(pulumi.ComponentResource):
             group = aws.ec2.SecurityGroup(
                 f"{slug}-peering-sg",
                 vpc_id=vpc_id,
-                description=f"{label}: TCP {_ports_text(inbound)} from {peer}, TCP {_ports_text(outbound)} to {peer}",
+                # Stable text: a group's description cannot change without replacing the group,
+                # so the ports live in the rules' descriptions, not here.
+                description=f"{label}: traffic across the peering with {peer}; one described rule per allowed port",
                 revoke_rules_on_delete=True,
                 tags={**args.tags, "Name": f"{slug}-peering-sg", "VPC": label},
                 opts=pulumi.ResourceOptions(parent=self),
@@ -73,7 +75,3 @@ class PeeringSecurityGroups(pulumi.ComponentResource):
                 )
             self.groups[label] = group
         self.register_outputs({label: g.id for label, g in self.groups.items()})
-
-
-def _ports_text(ports: tuple[int, ...]) -> str:
-    return "/".join(str(p) for p in ports)

@@ -33,8 +33,8 @@ def test_automation_requires_a_secrets_passphrase(monkeypatch: pytest.MonkeyPatc
         AutomationRunner("dev", on_output=None).run()
 
 
-def test_emulated_mode_is_reported_as_not_built_yet() -> None:
-    with pytest.raises(ModeNotAvailable, match="mode=emulated"):
+def test_emulated_mode_needs_the_local_endpoint() -> None:
+    with pytest.raises(ModeNotAvailable, match="needs the local AWS endpoint"):
         get_runner("emulated")
 
 
