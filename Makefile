@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.vpcpeer-installed
 
-.PHONY: setup demo test test-unit lock lambda preview clean bench
+.PHONY: setup demo dev test test-unit lock lambda preview clean bench
 
 # Install exactly the locked set, then this project (editable) without re-resolving.
 setup: $(STAMP)
@@ -16,9 +16,13 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip check
 	@touch $@
 
-# The main job. Until the embedded-default demo lands it is the offline plan of the stack.
+# The main job on the embedded default: local AWS, rollout, a day of flow logs, analysis.
 demo: setup
-	$(BIN)/vpcpeer infra preview
+	$(BIN)/vpcpeer demo
+
+# The Dagster UI on the same instance as the demo.
+dev: setup
+	DAGSTER_HOME=$(CURDIR)/dagster_home $(BIN)/dagster dev -w workspace.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -32,7 +32,12 @@ def _clients() -> tuple[Any, Any, Any]:
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     """Analyse a window of flow logs and return the report (DESIGN "Contracts")."""
-    return handle(event, context, environ=os.environ, clients=_clients)
+    report = handle(event, context, environ=os.environ, clients=_clients)
+    # One structured line per invocation in the function's log group.
+    print(json.dumps({"window": report["window"], "anomalies": len(report["anomalies"]),
+                      "requests": {k: v["total_requests"] for k, v in report["vpcs"].items()},
+                      "published": report["published"]}))
+    return report
 
 
 def handle(event: Any, context: Any, *, environ: Mapping[str, str],
@@ -56,7 +61,4 @@ def handle(event: Any, context: Any, *, environ: Mapping[str, str],
         if report["anomalies"]:
             published["alert_message_id"] = send_alert(sns, config.sns_topic_arn, report, origin)
     report["published"] = published
-    print(json.dumps({"window": report["window"], "anomalies": len(report["anomalies"]),
-                      "requests": {k: v["total_requests"] for k, v in report["vpcs"].items()},
-                      "published": published}))
     return report

@@ -192,6 +192,44 @@ def cmd_local_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job on the embedded default, end to end."""
+    from vpcpeer_orchestration.demo import DEMO_SCENARIOS, run_demo
+
+    summary = run_demo(hours=args.hours, scenarios={} if args.no_scenarios else DEMO_SCENARIOS, stack=args.stack)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_runs_wait(args: argparse.Namespace) -> int:
+    """Wait for launched runs to finish; non-zero if any did not succeed."""
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    instance = DagsterInstance.get()
+    deadline = time.monotonic() + args.timeout
+    done = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+    pending = set(args.run_ids)
+    failed = []
+    while pending:
+        for run_id in sorted(pending):
+            run = instance.get_run_by_id(run_id)
+            if run is None:
+                print(f"{run_id}: unknown run", file=sys.stderr)
+                return EXIT_FAILED
+            if run.status in done:
+                pending.discard(run_id)
+                print(f"{run_id} {run.job_name}: {run.status.value}")
+                if run.status != DagsterRunStatus.SUCCESS:
+                    failed.append(run_id)
+        if pending and time.monotonic() > deadline:
+            print(f"timed out after {args.timeout} s waiting for {sorted(pending)}", file=sys.stderr)
+            return EXIT_FAILED
+        if pending:
+            time.sleep(1)
+    return EXIT_FAILED if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="vpcpeer", description="Monitored AWS VPC peering, orchestrated with Dagster.")
@@ -234,6 +272,19 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("--json", action="store_true")
     alerts.set_defaults(func=cmd_local_alerts)
     local.add_parser("down", help="stop the local AWS").set_defaults(func=cmd_local_down)
+
+    demo = groups.add_parser("demo", help="the main job on the embedded default, end to end")
+    demo.add_argument("--hours", type=int, default=24, help="hours of flow logs to simulate and analyse (default 24)")
+    demo.add_argument("--no-scenarios", action="store_true", help="normal traffic only")
+    demo.add_argument("--stack", default="dev")
+    demo.add_argument("--json", action="store_true", help="also print the summary as JSON")
+    demo.set_defaults(func=cmd_demo)
+
+    runs = groups.add_parser("runs", help="Dagster runs").add_subparsers(dest="command", required=True)
+    wait = runs.add_parser("wait", help="wait for runs (e.g. from `dagster job launch --run-id`)")
+    wait.add_argument("run_ids", nargs="+")
+    wait.add_argument("--timeout", type=float, default=900)
+    wait.set_defaults(func=cmd_runs_wait)
 
     lam = groups.add_parser("lambda", help="the analyzer package").add_subparsers(dest="command", required=True)
     build = lam.add_parser("build", help="build the reproducible Lambda zip")

@@ -40,7 +40,8 @@ SCENARIOS: dict[str, str] = {
     "traffic-spike": "three times the normal cross-VPC volume for the hour. "
                      "Expect traffic_spike (high) on VPC-A and VPC-B.",
     "external-source": "an internet address hits private VPC-A hosts on 22 and 3389 (80 flows, rejected). "
-                       "Expect external_traffic (high) on VPC-A, plus unexpected_port (medium) for 22 and 3389.",
+                       "Expect external_traffic (high) on VPC-A, plus unexpected_port (medium) for 22 and 3389; "
+                       "near the busiest hours the extra records also exceed the traffic_spike threshold.",
     "unexpected-port": "VPC-B hosts connect to VPC-A on 5432, which VPC-A does not allow (30 flows, rejected "
                        "by VPC-B's egress rules). Expect unexpected_port (medium) for 5432 into VPC-A.",
     "reject-storm": "150 connections from VPC-B hosts to VPC-A on 3306, which VPC-A does not allow, all "
@@ -372,6 +373,24 @@ class FlowLogEmulator:
             written[hour.isoformat()] = count
             if self.progress:
                 self.progress(f"  {hour:%Y-%m-%d %H:00} UTC  {count:5d} records")
+        return written
+
+    def ensure_hours(self, hours: Iterable[datetime], now: datetime | None = None) -> dict[str, int]:
+        """Write normal traffic for the given complete hours not yet written (as AWS would have)."""
+        now = now or datetime.now(timezone.utc)
+        oldest = floor_hour(now) - RETENTION_LIMIT
+        model = None
+        written: dict[str, int] = {}
+        for hour in sorted({floor_hour(h) for h in hours}):
+            if hour + HOUR > now or hour < oldest:
+                continue
+            model = model or self.model()
+            key = self._marker_key("hours", model.a.log_group, hour)
+            if self._marked(key):
+                continue
+            count = self.write(model.normal_hour(hour))
+            self._mark(key, count)
+            written[hour.isoformat()] = count
         return written
 
     def inject(self, name: str, hour: datetime) -> int:

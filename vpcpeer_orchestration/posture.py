@@ -1,0 +1,63 @@
+"""Live posture of the stack, read through boto3 and compared with what was declared."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.config import StackConfig
+
+Finding = tuple[bool, dict[str, Any]]
+
+
+def declared_rules(cfg: StackConfig) -> dict[str, set[tuple[str, int, str]]]:
+    """(direction, port, cidr) per VPC label, as the security-group component declares them."""
+    result = {}
+    for label, peer in (("VPC-A", "VPC-B"), ("VPC-B", "VPC-A")):
+        peer_cidr = cfg.cidr(peer)
+        result[label] = {("in", p, peer_cidr) for p in cfg.allowed_ports(label)} | {
+            ("out", p, peer_cidr) for p in cfg.allowed_ports(peer)}
+    return result
+
+
+def actual_rules(ec2: Any, group_id: str) -> set[tuple[str, int, str]]:
+    rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group_id]}])["SecurityGroupRules"]
+    return {("out" if r["IsEgress"] else "in", int(r.get("FromPort", -1)), r.get("CidrIpv4") or r.get("CidrIpv6") or "?")
+            for r in rules}
+
+
+def flow_logs_active(ec2: Any, outputs: dict[str, Any]) -> Finding:
+    vpc_ids = [outputs["vpc_a_id"], outputs["vpc_b_id"]]
+    logs = ec2.describe_flow_logs(Filters=[{"Name": "resource-id", "Values": vpc_ids}])["FlowLogs"]
+    status = {vpc: [(f.get("FlowLogStatus"), f.get("TrafficType")) for f in logs if f["ResourceId"] == vpc] for vpc in vpc_ids}
+    passed = all(("ACTIVE", "ALL") in entries for entries in status.values())
+    return passed, {"flow_logs": {k: [list(e) for e in v] for k, v in status.items()}}
+
+
+def peering_active(ec2: Any, outputs: dict[str, Any]) -> Finding:
+    found = ec2.describe_vpc_peering_connections(VpcPeeringConnectionIds=[outputs["peering_connection_id"]])
+    codes = [p["Status"]["Code"] for p in found["VpcPeeringConnections"]]
+    return codes == ["active"], {"status": codes}
+
+
+def rules_match(ec2: Any, outputs: dict[str, Any], cfg: StackConfig) -> Finding:
+    expected = declared_rules(cfg)
+    groups = {"VPC-A": outputs["vpc_a_security_group_id"], "VPC-B": outputs["vpc_b_security_group_id"]}
+    drift = {}
+    for label, group in groups.items():
+        actual = actual_rules(ec2, group)
+        missing, extra = expected[label] - actual, actual - expected[label]
+        if missing or extra:
+            drift[label] = {"missing": sorted(map(list, missing)), "unexpected": sorted(map(list, extra))}
+    return not drift, {"drift": drift}
+
+
+def default_groups_empty(ec2: Any, outputs: dict[str, Any]) -> Finding:
+    offending = {}
+    for vpc in (outputs["vpc_a_id"], outputs["vpc_b_id"]):
+        groups = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                                       {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"]
+        for group in groups:
+            rules = actual_rules(ec2, group["GroupId"])
+            if rules:
+                offending[group["GroupId"]] = sorted(map(list, rules))
+    return not offending, {"rules_in_default_groups": offending}
