@@ -2,8 +2,6 @@
 
 import dagster as dg
 
-from vpcpeer_orchestration.partitions import hourly_partitions
-
 STACK_ASSETS = ["peered_vpcs", "peering_security_groups", "flow_log_pipeline", "alerting", "analyzer_function",
                 "monitoring_dashboard"]
 ANALYSIS_ASSETS = ["traffic_analysis", "traffic_anomalies", "anomaly_alerts", "traffic_metrics"]
@@ -17,6 +15,5 @@ rollout_job = dg.define_asset_job(
 traffic_analysis_job = dg.define_asset_job(
     "traffic_analysis_job",
     selection=dg.AssetSelection.assets(*ANALYSIS_ASSETS),
-    partitions_def=hourly_partitions(),
     description="Analyse hourly flow logs, record anomalies, send new alerts and publish metrics.",
 )

@@ -21,7 +21,21 @@ TARGETS = ("embedded", "aws")
 
 
 class AnalysisFailed(RuntimeError):
-    """The analyzer raised; nothing was published for the window."""
+    """The analyzer raised; nothing was published for the window.
+
+    ``transient`` marks failures worth retrying (throttling, query deadlines); the rest
+    (denied access, missing log group, bad config) fail at once.
+    """
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+def _transient(exc: BaseException) -> bool:
+    from lambda_pkg.errors import QueryTimeoutError, ThrottledError
+
+    return isinstance(exc, (ThrottledError, QueryTimeoutError))
 
 
 class AwsResource(dg.ConfigurableResource):
@@ -147,13 +161,15 @@ class AnalyzerResource(dg.ConfigurableResource):
                 return analyze_locally(event, self.stack.stack, engine=self.local_engine,
                                        endpoint_url=self.aws.endpoint_url())
             except Exception as exc:  # noqa: BLE001 - typed errors keep their text in the message
-                raise AnalysisFailed(f"{type(exc).__name__}: {exc}") from exc
+                raise AnalysisFailed(f"{type(exc).__name__}: {exc}", transient=_transient(exc)) from exc
         function = self.stack.outputs()["lambda_function_name"]
         response = self.aws.client("lambda").invoke(FunctionName=function, InvocationType="RequestResponse",
                                                     Payload=json.dumps(event).encode())
         payload = json.loads(response["Payload"].read() or b"null")
         if response.get("FunctionError"):
-            raise AnalysisFailed(f"{function} failed: {payload.get('errorType')}: {payload.get('errorMessage')}")
+            kind = payload.get("errorType") or "Error"
+            raise AnalysisFailed(f"{function} failed: {kind}: {payload.get('errorMessage')}",
+                                 transient=kind in ("ThrottledError", "QueryTimeoutError"))
         return payload
 
 

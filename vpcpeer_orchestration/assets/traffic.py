@@ -13,7 +13,7 @@ import dagster as dg
 
 from lambda_pkg.detect import HIGH, RULES
 from vpcpeer_orchestration.partitions import hourly_partitions
-from vpcpeer_orchestration.resources import AnalyzerResource, AwsResource, FlowLogSourceResource, StackResource
+from vpcpeer_orchestration.resources import AnalysisFailed, AnalyzerResource, AwsResource, FlowLogSourceResource, StackResource
 
 # Single-run backfills are a beta parameter in this Dagster release; tests pin the behaviour.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -88,7 +88,13 @@ def traffic_analysis(context: dg.AssetExecutionContext, analyzer: AnalyzerResour
         context.log.info(f"flow-log emulator wrote {sum(written.values())} records for {len(written)} hour(s)")
     reports = {}
     for i, (key, start, end) in enumerate(hours, 1):
-        report = analyzer.analyze(start, end)
+        try:
+            report = analyzer.analyze(start, end)
+        except AnalysisFailed as exc:
+            if exc.transient:
+                raise  # the retry policy backs off and tries again
+            raise dg.Failure(description=f"analysis of {key} failed: {exc}", allow_retries=False,
+                             metadata={"partition": key}) from exc
         reports[key] = report
         context.add_asset_metadata(report_metadata(report), partition_key=key)
         requests = {k: v["total_requests"] for k, v in report["vpcs"].items()}
@@ -170,7 +176,7 @@ def anomaly_alerts(context: dg.AssetExecutionContext, traffic_analysis: Any, tra
         if new:
             sns = sns or aws.client("sns")
             report = {**reports[key], "anomalies": new}
-            origin = {"partition": key, "run_id": context.run_id, "stack": stack.stack, "source": "dagster"}
+            origin = {"partition": key, "run_id": context.run.run_id, "stack": stack.stack, "source": "dagster"}
             message_id = send_alert(sns, topic, report, origin)
         alerted = sorted(sent_before | {alert_key(key, a) for a in new})
         results[key] = {"sent": len(new), "message_id": message_id, "alerted_keys": alerted}

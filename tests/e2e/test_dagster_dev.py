@@ -1,0 +1,102 @@
+"""`dagster dev` from the repository root: the UI's GraphQL API lists the graph and launches
+a rollout and an analysis partition; every process started is stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from datetime import datetime, timedelta, timezone
+
+from tests.e2e.conftest import BIN, REPO, default_signals
+from tests.unit.test_definitions import SNAPSHOT
+
+LAUNCH = """
+mutation Launch($job: String!, $tags: [ExecutionTag!]) {
+  launchRun(executionParams: {
+      selector: {repositoryLocationName: "vpcpeer", repositoryName: "__repository__", jobName: $job},
+      executionMetadata: {tags: $tags}}) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+STATUS = "query Status($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+ASSETS = "{ assetNodes { assetKey { path } } }"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def graphql(port: int, query: str, variables: dict | None = None) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", method="POST",
+                                     data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        body = json.loads(response.read())
+    assert "errors" not in body, body
+    return body["data"]
+
+
+def wait_for(port: int, run_id: str, timeout: float = 300) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = graphql(port, STATUS, {"id": run_id})["runOrError"].get("status")
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            return status
+        time.sleep(2)
+    raise AssertionError(f"run {run_id} did not finish in {timeout} s")
+
+
+def launch(port: int, job: str, tags: dict[str, str] | None = None) -> str:
+    result = graphql(port, LAUNCH, {"job": job, "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]})
+    launched = result["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return launched["run"]["runId"]
+
+
+def test_dagster_dev_lists_the_graph_and_runs_a_partition(homes) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO, env={**homes, "PATH": f"{BIN}:{os.environ['PATH']}"}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=default_signals,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                graphql(port, "{ version }")
+                break
+            except OSError:
+                assert process.poll() is None, "dagster dev exited"
+                assert time.monotonic() < deadline, "dagster dev did not answer"
+                time.sleep(1)
+        nodes = {"/".join(n["assetKey"]["path"]) for n in graphql(port, ASSETS)["assetNodes"]}
+        assert nodes == set(SNAPSHOT)
+
+        assert wait_for(port, launch(port, "rollout_job")) == "SUCCESS"
+        partition = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%d-%H:00")
+        run_id = launch(port, "traffic_analysis_job", {"dagster/partition": partition})
+        assert wait_for(port, run_id) == "SUCCESS"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+    deadline = time.monotonic() + 30  # the webserver, daemon and code server wind down in turn
+    while (leftovers := subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()):
+        if time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise AssertionError(f"processes left behind after 30 s: {leftovers}")
+        time.sleep(0.5)
