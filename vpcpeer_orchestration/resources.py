@@ -186,9 +186,8 @@ def build_resources() -> dict[str, Any]:
     }
     bucket = os.environ.get("VPCPEER_IO_BUCKET")
     if target == "aws" and bucket:
-        # On real AWS, asset values (reports) live in S3 so any run worker can read them.
-        from dagster_aws.s3 import S3PickleIOManager, S3Resource
+        # On real AWS, reports live in S3 so any run worker (ECS, Kubernetes) can read them.
+        from vpcpeer_orchestration.io import PartitionedJsonIOManager
 
-        resources["io_manager"] = S3PickleIOManager(s3_resource=S3Resource(region_name=aws.region), s3_bucket=bucket,
-                                                    s3_prefix="vpcpeer")
+        resources["reports_io_manager"] = PartitionedJsonIOManager(location=f"s3://{bucket}/vpcpeer")
     return resources

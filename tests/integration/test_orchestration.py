@@ -18,7 +18,7 @@ from vpcpeer_orchestration.local.alerts import received_alerts
 from vpcpeer_orchestration.local.flowlogs import FlowLogEmulator, floor_hour
 from vpcpeer_orchestration.local.stack import service_ports, stack_outputs
 from vpcpeer_orchestration.resources import build_resources
-from vpcpeer_orchestration.sensors import alarm_state_sensor, stack_drift_sensor
+from vpcpeer_orchestration.sensors import alarm_state_sensor, analysis_failure_sensor, stack_drift_sensor
 
 LAST = floor_hour(datetime.now(timezone.utc)) - timedelta(hours=1)
 SCAN_HOUR = LAST - timedelta(hours=1)
@@ -144,3 +144,14 @@ def test_a_failed_analysis_fails_the_partition_and_publishes_nothing(env) -> Non
         Namespace="VPCPeer/Traffic", MetricName="TotalRequests", Dimensions=[{"Name": "VPC", "Value": "VPC-A"}],
         StartTime=hour, EndTime=hour + timedelta(minutes=1), Period=60, Statistics=["SampleCount"])
     assert metrics["Datapoints"] == []
+
+    # The failure sensor turns the failed run into an alert.
+    run = env["instance"].get_run_by_id(result.run_id)
+    failure_event = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
+    resources = {k: env["resources"][k] for k in ("aws", "stack")}
+    with dg.build_run_status_sensor_context(
+            sensor_name="analysis_failure_sensor", dagster_event=failure_event, dagster_instance=env["instance"],
+            dagster_run=run, resources=resources) as status_context:
+        analysis_failure_sensor(status_context.for_run_failure())
+    [alert] = [a for a in received_alerts() if result.run_id in a["message"]]
+    assert alert["subject"].endswith("failed") and key in alert["message"]
