@@ -360,20 +360,8 @@ class FlowLogEmulator:
         """Write normal traffic for the last ``hours`` complete hours not written yet."""
         now = now or datetime.now(timezone.utc)
         last = floor_hour(now) - HOUR
-        hours = min(hours, int(RETENTION_LIMIT / HOUR))
-        model = self.model()
-        written: dict[str, int] = {}
-        for k in range(hours - 1, -1, -1):
-            hour = last - k * HOUR
-            key = self._marker_key("hours", model.a.log_group, hour)
-            if self._marked(key):
-                continue
-            count = self.write(model.normal_hour(hour))
-            self._mark(key, count)
-            written[hour.isoformat()] = count
-            if self.progress:
-                self.progress(f"  {hour:%Y-%m-%d %H:00} UTC  {count:5d} records")
-        return written
+        count = min(hours, int(RETENTION_LIMIT / HOUR))
+        return self.ensure_hours([last - k * HOUR for k in range(count)], now)
 
     def ensure_hours(self, hours: Iterable[datetime], now: datetime | None = None) -> dict[str, int]:
         """Write normal traffic for the given complete hours not yet written (as AWS would have)."""
@@ -391,6 +379,8 @@ class FlowLogEmulator:
             count = self.write(model.normal_hour(hour))
             self._mark(key, count)
             written[hour.isoformat()] = count
+            if self.progress:
+                self.progress(f"  {hour:%Y-%m-%d %H:00} UTC  {count:5d} records")
         return written
 
     def inject(self, name: str, hour: datetime) -> int:
