@@ -114,6 +114,7 @@ def run_demo(hours: int = 24, scenarios: dict[str, int] | None = None, stack: st
         say(f"        - {alert['subject']}")
     say(f"\nDagster instance: {home}\n  see the same history in the UI:  DAGSTER_HOME={home} "
         f"{REPO / '.venv/bin/dagster'} dev -w {REPO / 'workspace.yaml'}\n"
+        f"The local AWS keeps running at {endpoint} for the UI; stop it with `vpcpeer local down`.\n"
         f"done in {time.monotonic() - started:.0f} s")
     return {"rollout_run": rollout.run_id, "analysis_run": analysis.run_id, "hours": summary_hours,
             "alerts_sent": sent_now, "alert_messages": messages, "alerts_received": len(alerts), "dagster_home": str(home)}
