@@ -173,7 +173,15 @@ def cmd_local_simulate(args: argparse.Namespace) -> int:
         hour = at - timedelta(hours=i)
         injected[f"{name}@{hour:%Y-%m-%dT%H:00Z}"] = emulator.inject(name, hour)
     summary = {"hours_written": len(written), "records_written": sum(written.values()), "scenarios": injected}
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2), flush=True)
+    if args.follow:
+        _progress("following: writing each hour as it completes (Ctrl-C to stop) ...")
+        try:
+            while True:
+                emulator.backfill(1)
+                time.sleep(60)
+        except KeyboardInterrupt:
+            pass
     return 0
 
 
@@ -266,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--at", help="UTC hour for the first scenario, ISO 8601 (default: the last complete hour)")
     simulate.add_argument("--seed", type=int, default=42)
     simulate.add_argument("--scale", type=float, default=1.0, help="volume multiplier (1.0 ~ 10,000 records/day per VPC)")
+    simulate.add_argument("--follow", action="store_true", help="keep writing each hour as it completes")
     simulate.set_defaults(func=cmd_local_simulate)
     alerts = local.add_parser("alerts", help="alerts delivered to the topic")
     alerts.add_argument("--stack", default="dev")
