@@ -129,6 +129,16 @@ class FlowLogSourceResource(dg.ConfigurableResource):
     stack: StackResource
     seed: int = Field(default=42, description="emulator seed (embedded default only)")
 
+    def oldest_available(self, now: datetime | None = None) -> datetime:
+        """Start of the oldest hour whose records still exist (log retention; 14 days locally)."""
+        from datetime import timedelta, timezone
+
+        now = now or datetime.now(timezone.utc)
+        days = self.stack.settings().validated().retention_days
+        if self.aws.target == "embedded":
+            days = min(days, 14)
+        return (now - timedelta(days=days)).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
     def ensure_hours(self, hours: list[datetime]) -> dict[str, int]:
         """On the embedded default, write any of these complete hours not yet written."""
         if self.aws.target != "embedded":

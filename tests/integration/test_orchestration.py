@@ -155,3 +155,11 @@ def test_a_failed_analysis_fails_the_partition_and_publishes_nothing(env) -> Non
         analysis_failure_sensor(status_context.for_run_failure())
     [alert] = [a for a in received_alerts() if result.run_id in a["message"]]
     assert alert["subject"].endswith("failed") and key in alert["message"]
+
+
+def test_hours_older_than_the_logs_kept_fail_instead_of_reporting_zeros(env) -> None:
+    old = (LAST - timedelta(days=20)).strftime("%Y-%m-%d-%H:00")
+    result = chain(env, old)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "older than the flow logs kept" in failure.event_specific_data.error.message

@@ -83,6 +83,13 @@ def traffic_analysis(context: dg.AssetExecutionContext, analyzer: AnalyzerResour
                      flow_logs: FlowLogSourceResource) -> Any:
     """Run the analyzer once per hour of the run."""
     hours = windows(context)
+    oldest = flow_logs.oldest_available()
+    expired = [key for key, start, _ in hours if start < oldest]
+    if expired:
+        # The records are gone: reporting zeros would be a silent zero, not an empty hour.
+        raise dg.Failure(description=f"{len(expired)} hour(s) ({expired[0]} ...) are older than the flow logs kept "
+                                     f"(since {oldest:%Y-%m-%d %H:00} UTC); they cannot be analysed",
+                         allow_retries=False)
     written = flow_logs.ensure_hours([start for _, start, _ in hours])
     if written:
         context.log.info(f"flow-log emulator wrote {sum(written.values())} records for {len(written)} hour(s)")
