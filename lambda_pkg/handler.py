@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
 from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 from lambda_pkg.analysis import analyze
