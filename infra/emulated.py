@@ -20,6 +20,8 @@ from typing import Any
 
 import pulumi
 
+from infra.wire import unwrap_secrets
+
 STATE_BUCKET = "vpcpeer-emulator-state"
 
 
@@ -304,13 +306,17 @@ def create_queue(ctx: Context, name: str, i: dict[str, Any]) -> Created:
     return url, {"arn": arn, "url": url, "name": queue_name}
 
 
-def create_function(ctx: Context, name: str, i: dict[str, Any]) -> Created:
-    code = i["code"]
+def _code_bytes(name: str, code: Any) -> bytes:
+    """The zip behind a FileArchive input."""
     path = getattr(code, "path", None) or (code.get("archive") if isinstance(code, dict) else None)
     if not path:
         raise EmulatedRolloutError(f"{name}: the function code must be a FileArchive")
     with open(path, "rb") as handle:
-        zip_bytes = handle.read()
+        return handle.read()
+
+
+def create_function(ctx: Context, name: str, i: dict[str, Any]) -> Created:
+    zip_bytes = _code_bytes(name, i["code"])
     args: dict[str, Any] = {
         "FunctionName": i["name"], "Runtime": i["runtime"], "Role": i["role"], "Handler": i["handler"],
         "Code": {"ZipFile": zip_bytes}, "Description": i.get("description", ""),
@@ -331,10 +337,7 @@ def create_function(ctx: Context, name: str, i: dict[str, Any]) -> Created:
 
 def update_function(ctx: Context, name: str, resource_id: str, i: dict[str, Any]) -> dict[str, Any]:
     """In-place update of code and configuration, as Pulumi does for a changed function."""
-    code = i["code"]
-    path = getattr(code, "path", None) or (code.get("archive") if isinstance(code, dict) else None)
-    with open(path, "rb") as handle:
-        ctx.lambda_.update_function_code(FunctionName=resource_id, ZipFile=handle.read())
+    ctx.lambda_.update_function_code(FunctionName=resource_id, ZipFile=_code_bytes(name, i["code"]))
     args: dict[str, Any] = {
         "FunctionName": resource_id, "Runtime": i["runtime"], "Role": i["role"], "Handler": i["handler"],
         "Description": i.get("description", ""), "Timeout": _int(i.get("timeout")) or 3,
@@ -524,25 +527,9 @@ class StateStore:
         self.s3.put_object(Bucket=STATE_BUCKET, Key=self.key, Body=json.dumps(state, indent=1, sort_keys=True).encode())
 
 
-# Pulumi's wire-protocol marker of a secret value ({SIG_KEY: SECRET_SIG, "value": ...}).
-_SIG_KEY = "4dabf18193072939515e22adb298388d"
-_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-
-
-def _unwrap(value: Any, *, mask: bool = False) -> Any:
-    """Secret-marked inputs as their plain value (or masked, for what is stored)."""
-    if isinstance(value, dict):
-        if value.get(_SIG_KEY) == _SECRET_SIG:
-            return "[secret]" if mask else _unwrap(value.get("value"))
-        return {k: _unwrap(v, mask=mask) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unwrap(v, mask=mask) for v in value]
-    return value
-
-
 def _comparable(inputs: dict[str, Any]) -> Any:
     """Inputs as JSON-comparable data (archives by path, secrets masked)."""
-    return json.loads(json.dumps(_unwrap(inputs, mask=True), sort_keys=True,
+    return json.loads(json.dumps(unwrap_secrets(inputs, mask=True), sort_keys=True,
                                  default=lambda o: {"path": str(getattr(o, "path", o))}))
 
 
@@ -596,7 +583,7 @@ class EmulatorMocks(pulumi.runtime.Mocks):
         elif action == "update":
             resource_id = recorded["id"]
             try:
-                extra = UPDATE[token](self.ctx, name, resource_id, _unwrap(inputs))
+                extra = UPDATE[token](self.ctx, name, resource_id, unwrap_secrets(inputs))
             except Exception as exc:  # noqa: BLE001 - re-raised with the resource named
                 raise EmulatedRolloutError(f"updating {token} {name!r} in the emulator failed: {exc}") from exc
         else:
@@ -604,7 +591,7 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             if creator is None:
                 raise UnsupportedResourceType(f"the emulated rollout cannot create {token} ({name})")
             try:
-                resource_id, extra = creator(self.ctx, name, _unwrap(inputs))
+                resource_id, extra = creator(self.ctx, name, unwrap_secrets(inputs))
             except EmulatedRolloutError:
                 raise
             except Exception as exc:  # noqa: BLE001 - re-raised with the resource named

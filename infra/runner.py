@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from infra.config import PROJECT
-from infra.stack_files import INFRA_DIR, StackSettings, load_stack_settings
+from infra.stack_files import INFRA_DIR, SECRET_KEYS, StackSettings, load_stack_settings
+from infra.wire import SECRET_MASK, is_secret
 
 MODES = ("preview", "automation", "emulated")
-SECRET_MASK = "[secret]"
 
 
 class StackRunError(RuntimeError):
@@ -67,16 +67,11 @@ class StackRunner(Protocol):
         ...
 
 
-# Pulumi's wire-protocol marker of a secret value ({SIG_KEY: SECRET_SIG, "value": ...}).
-_SIG_KEY = "4dabf18193072939515e22adb298388d"
-_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-
-
 def _mask(value: Any, secrets: set[str]) -> Any:
     """Mask secret-marked inputs, and any secret config value wherever else it appears."""
     if isinstance(value, str):
         return SECRET_MASK if value in secrets else value
-    if isinstance(value, Mapping) and value.get(_SIG_KEY) == _SECRET_SIG:
+    if is_secret(value):
         return SECRET_MASK
     if isinstance(value, Mapping):
         return {k: _mask(v, secrets) for k, v in value.items()}
@@ -101,7 +96,7 @@ def evaluate_with_mocks(settings: StackSettings, mocks: Any) -> tuple[dict[str, 
 
     settings.validated()  # fail fast, before the runtime is touched
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=settings.stack, preview=False)
-    pulumi.runtime.set_all_config(settings.engine_config(), [f"{PROJECT}:{k}" for k in ("alert_email",)])
+    pulumi.runtime.set_all_config(settings.engine_config(), [f"{PROJECT}:{k}" for k in SECRET_KEYS])
     values: dict[str, Any] = {}
     secret: set[str] = set()
 
@@ -202,7 +197,7 @@ class AutomationRunner:
         stack = auto.create_or_select_stack(stack_name=self.settings.stack, work_dir=str(self.infra_dir), opts=workspace)
         for key, value in self.overrides.items():
             full_key = "aws:region" if key in ("region", "aws:region") else f"{PROJECT}:{key}"
-            stack.set_config(full_key, auto.ConfigValue(value=str(value), secret=key == "alert_email"))
+            stack.set_config(full_key, auto.ConfigValue(value=str(value), secret=key in SECRET_KEYS))
         return stack
 
     def run(self) -> StackResult:
