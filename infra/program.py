@@ -21,9 +21,9 @@ from infra.components.monitoring import FlowLogMonitoring, FlowLogMonitoringArgs
 from infra.components.network import PeeredNetwork, PeeredNetworkArgs
 from infra.components.security import PeeringSecurityGroups, PeeringSecurityGroupsArgs
 from infra.config import AVAILABILITY_ZONE_COUNT, InvalidStackConfig, StackConfig
+from infra.stack_files import INFRA_DIR
 from lambda_pkg import constants as c
 
-INFRA_DIR = Path(__file__).resolve().parent
 
 
 class NotEnoughAvailabilityZones(RuntimeError):

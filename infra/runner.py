@@ -229,19 +229,14 @@ class EmulatedRunner:
         stack: str = "dev",
         overrides: Mapping[str, Any] | None = None,
         *,
-        endpoint_url: str,
+        client: Callable[[str], Any],
         infra_dir: Path = INFRA_DIR,
         progress: Callable[[str], None] | None = None,
     ) -> None:
+        """``client(service)`` returns a boto3 client of the emulator, in the stack's region."""
         self.settings = load_stack_settings(stack, overrides, infra_dir)
-        self.endpoint_url = endpoint_url
+        self.client = client
         self.progress = progress
-
-    def client(self, service: str) -> Any:
-        import boto3
-
-        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.settings.region,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
 
     def run(self) -> StackResult:
         from infra.emulated import Context, EmulatorMocks, StateStore
@@ -275,7 +270,7 @@ def get_runner(mode: str, stack: str = "dev", overrides: Mapping[str, Any] | Non
     if mode == "automation":
         return AutomationRunner(stack, overrides, **kwargs)
     if mode == "emulated":
-        if "endpoint_url" not in kwargs:
-            raise ModeNotAvailable("mode=emulated needs the local AWS endpoint (endpoint_url)")
+        if "client" not in kwargs:
+            raise ModeNotAvailable("mode=emulated needs the local AWS endpoint: pass client=, a factory of boto3 clients for it")
         return EmulatedRunner(stack, overrides, **kwargs)
     raise StackRunError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")

@@ -10,6 +10,7 @@ from typing import Any
 
 from lambda_pkg.aggregate import traffic_for
 from lambda_pkg.detect import detect_anomalies
+from lambda_pkg.engines import Engine
 from lambda_pkg.engines.insights import InsightsEngine
 from lambda_pkg.engines.raw import RawEngine
 from lambda_pkg.errors import InvalidAnalyzerConfig
@@ -19,7 +20,7 @@ from lambda_pkg.window import Window
 REPORT_VERSION = 1
 
 
-def make_engine(name: str, logs_client: Any, config: AnalyzerConfig) -> Any:
+def make_engine(name: str, logs_client: Any, config: AnalyzerConfig) -> Engine:
     """The engine called ``name`` over the given CloudWatch Logs client."""
     if name == "raw":
         return RawEngine(logs_client)

@@ -14,14 +14,23 @@ from lambda_pkg.settings import Thresholds
 HIGH, MEDIUM = "high", "medium"
 SEVERITY_ORDER = (HIGH, MEDIUM)
 
+# Every anomaly type the rules emit, with its severity (the one place both are defined).
+ANOMALY_SEVERITY = {
+    "traffic_spike": HIGH,
+    "port_scan": HIGH,
+    "external_traffic": HIGH,
+    "unexpected_port": MEDIUM,
+    "high_rejections": MEDIUM,
+}
+
 Anomaly = dict[str, Any]
 
 
-def _anomaly(kind: str, vpc: str, severity: str, description: str, subject: str, evidence: dict[str, Any]) -> Anomaly:
+def _anomaly(kind: str, vpc: str, description: str, subject: str, evidence: dict[str, Any]) -> Anomaly:
     return {
         "type": kind,
         "vpc": vpc,
-        "severity": severity,
+        "severity": ANOMALY_SEVERITY[kind],
         "description": description,
         "key": f"{kind}:{vpc}:{subject}",
         "evidence": evidence,
@@ -34,7 +43,7 @@ def traffic_spike(vpc: Mapping[str, Any], t: Thresholds) -> list[Anomaly]:
     if requests <= t.spike_threshold:
         return []
     return [_anomaly(
-        "traffic_spike", vpc["vpc"], HIGH,
+        "traffic_spike", vpc["vpc"],
         f"{requests} requests in the hour exceed the baseline of {t.traffic_baseline:g} "
         f"by more than {t.anomaly_threshold_percent:g}% (threshold {t.spike_threshold:g})",
         "volume",
@@ -59,7 +68,7 @@ def unexpected_ports(vpc: Mapping[str, Any], t: Thresholds) -> list[Anomaly]:
             if detail["count"] < t.unexpected_port_min_count:
                 continue
             found.append(_anomaly(
-                "unexpected_port", target, MEDIUM,
+                "unexpected_port", target,
                 f"{detail['count']} flows headed into {target} on port {port}, which is not among its allowed "
                 f"ports {allowed} (seen in {vpc['vpc']}'s flow log)",
                 port,
@@ -75,7 +84,7 @@ def external_traffic(vpc: Mapping[str, Any], t: Thresholds) -> list[Anomaly]:
     if ext["count"] <= t.external_traffic_threshold:
         return []
     return [_anomaly(
-        "external_traffic", vpc["vpc"], HIGH,
+        "external_traffic", vpc["vpc"],
         f"{ext['count']} unsolicited flows from outside both peered CIDRs reached {vpc['vpc']} "
         f"(threshold {t.external_traffic_threshold})",
         "inbound",
@@ -90,7 +99,7 @@ def high_rejections(vpc: Mapping[str, Any], t: Thresholds) -> list[Anomaly]:
     if rejected <= t.rejection_threshold:
         return []
     return [_anomaly(
-        "high_rejections", vpc["vpc"], MEDIUM,
+        "high_rejections", vpc["vpc"],
         f"{rejected} rejected flows in the hour (threshold {t.rejection_threshold})",
         "rejects",
         {"rejected_connections": rejected, **vpc["evidence"]["rejections"]},
@@ -106,7 +115,7 @@ def port_scans(vpc: Mapping[str, Any], t: Thresholds) -> list[Anomaly]:
         if not wide or cand["records"] < t.port_scan_min_records or ratio < t.port_scan_min_reject_ratio:
             continue
         found.append(_anomaly(
-            "port_scan", vpc["vpc"], HIGH,
+            "port_scan", vpc["vpc"],
             f"{cand['source']} was rejected on {cand['distinct_ports']} distinct ports across "
             f"{cand['distinct_hosts']} hosts; {cand['rejected']} of its {cand['records']} flows rejected",
             cand["source"],

@@ -235,3 +235,8 @@ def test_cli_scenario_names_match_the_emulator() -> None:
     from vpcpeer_orchestration.cli import SCENARIO_NAMES
 
     assert set(SCENARIO_NAMES) == set(SCENARIOS)
+
+
+def test_a_stack_in_another_region_than_the_local_clients_is_refused(local_aws) -> None:
+    with pytest.raises(server.LocalAwsError, match="VPCPEER_AWS_REGION=eu-west-1"):
+        rollout("dev", {"region": "eu-west-1"})

@@ -11,7 +11,7 @@ from typing import Any
 
 import dagster as dg
 
-from lambda_pkg.detect import HIGH, RULES
+from lambda_pkg.detect import ANOMALY_SEVERITY, HIGH
 from vpcpeer_orchestration.partitions import hourly_partitions
 from vpcpeer_orchestration.resources import AnalysisFailed, AnalyzerResource, AwsResource, FlowLogSourceResource, StackResource
 
@@ -25,9 +25,6 @@ HOURLY = hourly_partitions()
 FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=3), warn_window=timedelta(hours=2))
 RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 SINGLE_RUN = dg.BackfillPolicy.single_run()
-RULE_NAMES = tuple(rule.__name__ for rule in RULES)
-RULE_TYPES = {"traffic_spike": "traffic_spike", "port_scans": "port_scan", "external_traffic": "external_traffic",
-              "unexpected_ports": "unexpected_port", "high_rejections": "high_rejections"}
 
 flow_log_records = dg.AssetSpec(
     "flow_log_records", group_name=GROUP, kinds={"aws", "cloudwatch"}, owners=OWNERS, partitions_def=HOURLY,
@@ -110,10 +107,10 @@ def traffic_analysis(context: dg.AssetExecutionContext, analyzer: AnalyzerResour
 
 
 ANOMALY_CHECKS = [
-    dg.AssetCheckSpec(f"no_{RULE_TYPES[name]}", asset="traffic_anomalies",
-                      description=f"No {RULE_TYPES[name].replace('_', ' ')} anomaly in the hour(s) of the run "
-                                  f"({'ERROR' if RULE_TYPES[name] in ('traffic_spike', 'port_scan', 'external_traffic') else 'WARN'} when found).")
-    for name in RULE_NAMES
+    dg.AssetCheckSpec(f"no_{kind}", asset="traffic_anomalies",
+                      description=f"No {kind.replace('_', ' ')} anomaly in the hour(s) of the run "
+                                  f"({'ERROR' if severity == HIGH else 'WARN'} when found).")
+    for kind, severity in ANOMALY_SEVERITY.items()
 ]
 
 
@@ -131,13 +128,11 @@ def traffic_anomalies(context: dg.AssetExecutionContext, traffic_analysis: Any):
                                     "types": dg.MetadataValue.json(sorted({a["type"] for a in anomalies}))},
                                    partition_key=key)
     yield dg.Output(result_value(values))
-    for name in RULE_NAMES:
-        kind = RULE_TYPES[name]
+    for kind, severity in ANOMALY_SEVERITY.items():
         found = [(key, a) for key, anomalies in values.items() for a in anomalies if a["type"] == kind]
-        high = any(a["severity"] == HIGH for _, a in found)
         yield dg.AssetCheckResult(
             check_name=f"no_{kind}", passed=not found,
-            severity=dg.AssetCheckSeverity.ERROR if high else dg.AssetCheckSeverity.WARN,
+            severity=dg.AssetCheckSeverity.ERROR if severity == HIGH else dg.AssetCheckSeverity.WARN,
             metadata={"found": len(found), "hours": dg.MetadataValue.json(sorted({k for k, _ in found})),
                       "evidence": dg.MetadataValue.json([{"hour": k, "vpc": a["vpc"], "description": a["description"],
                                                           "evidence": a["evidence"]} for k, a in found[:10]])},

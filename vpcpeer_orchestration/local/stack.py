@@ -43,8 +43,15 @@ def rollout(stack: str = "dev", overrides: Mapping[str, Any] | None = None, *,
             progress: Callable[[str], None] | None = None) -> StackResult:
     """Build the package, create the stack in the emulator, wire the alert inbox, record outputs."""
     endpoint_url = server.endpoint()
-    runner = EmulatedRunner(stack, overrides, endpoint_url=endpoint_url, progress=progress)
-    build_lambda_zip(resolve_code_path(runner.settings.validated()))
+    runner = EmulatedRunner(stack, overrides, client=lambda service: server.client(service, endpoint_url),
+                            progress=progress)
+    cfg = runner.settings.validated()
+    if cfg.region != server.region():
+        raise server.LocalAwsError(
+            f"stack {stack!r} is in {cfg.region} but the local AWS clients use {server.region()}; "
+            f"set {server.REGION_ENV}={cfg.region} so every local process uses the stack's region"
+        )
+    build_lambda_zip(resolve_code_path(cfg))
     result = runner.run()
     ensure_alert_inbox(result.outputs, endpoint_url)
     s3 = server.client("s3", endpoint_url)
