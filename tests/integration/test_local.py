@@ -20,6 +20,8 @@ from vpcpeer_orchestration.local.stack import analyze_locally, rollout, service_
 
 REPO = Path(__file__).resolve().parents[2]
 LAST_HOUR = floor_hour(datetime.now(timezone.utc)) - timedelta(hours=1)
+# The clock the emulator is given, so a run across an hour boundary sees the same 24 hours.
+NOW = LAST_HOUR + timedelta(hours=1)
 # One scenario per hour, newest first, leaving older hours normal.
 SCENARIO_HOURS = {name: LAST_HOUR - timedelta(hours=i) for i, name in enumerate(SCENARIOS)}
 EXPECTED = {
@@ -42,7 +44,7 @@ def rolled_out(local_aws):
 def simulated(rolled_out, local_aws):
     outputs = stack_outputs("dev")
     emulator = FlowLogEmulator(lambda s: server.client(s), service_ports=service_ports(outputs))
-    written = emulator.backfill(24)
+    written = emulator.backfill(24, now=NOW)
     injected = {name: emulator.inject(name, hour) for name, hour in SCENARIO_HOURS.items()}
     return emulator, written, injected
 
@@ -124,7 +126,7 @@ def test_backfill_is_deterministic_and_written_once(simulated) -> None:
     emulator, written, injected = simulated
     assert len(written) == 24 and all(n > 500 for n in written.values())
     assert all(n > 0 for n in injected.values())
-    assert emulator.backfill(24) == {}  # nothing written twice
+    assert emulator.backfill(24, now=NOW) == {}  # nothing written twice
     assert all(emulator.inject(name, hour) == 0 for name, hour in SCENARIO_HOURS.items())
     hour = LAST_HOUR - timedelta(hours=30)
     assert emulator.model().normal_hour(hour) == emulator.model().normal_hour(hour)
@@ -224,7 +226,9 @@ def test_cli_rollout_simulate_and_alerts(simulated, rolled_out) -> None:
     assert outputs["vpc_a_id"] == rolled_out[0].outputs["vpc_a_id"] and outputs["alert_email"] == "[secret]"
     done = _cli("local", "simulate", "--hours", "24")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["hours_written"] == 0  # already back-filled by the fixture
+    rolled_over = floor_hour(datetime.now(timezone.utc)) - timedelta(hours=1) != LAST_HOUR
+    # Already back-filled by the fixture; only an hour completed since then is new.
+    assert json.loads(done.stdout)["hours_written"] == (1 if rolled_over else 0)
     done = _cli("local", "alerts", "--json")
     assert done.returncode == 0 and isinstance(json.loads(done.stdout), list)
     bad = _cli("local", "simulate", "--scenario", "meteor-strike")
