@@ -24,9 +24,10 @@ from lambda_pkg.window import window_for_event
 def _clients() -> tuple[Any, Any, Any]:
     """Clients created per call (endpoint from AWS_ENDPOINT_URL when set, as boto3 honours it)."""
     import boto3
-    from botocore.config import Config
 
-    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
+    from lambda_pkg.clients import client_config
+
+    config = client_config()
     return boto3.client("logs", config=config), boto3.client("cloudwatch", config=config), boto3.client("sns", config=config)
 
 

@@ -13,15 +13,10 @@ from lambda_pkg.detect import SEVERITY_ORDER
 from lambda_pkg.errors import PublishError
 from lambda_pkg.window import Window
 
-# Report field behind each custom metric.
-METRIC_FIELDS = {
-    "TotalRequests": "total_requests",
-    "UniqueSourceIPs": "unique_sources",
-    "RejectedConnections": "rejected_connections",
-    "ExternalTraffic": "external_traffic_count",
-    "TotalBytes": "total_bytes",
-}
 SUBJECT_LIMIT = 100  # SNS subject length limit
+# A window's metrics are put in one call; finding this one stamped at the window start
+# means the window was published.
+MARKER_METRIC = next(iter(CUSTOM_METRICS))
 
 
 def metric_data(report: Mapping[str, Any], window: Window) -> list[dict[str, Any]]:
@@ -31,11 +26,11 @@ def metric_data(report: Mapping[str, Any], window: Window) -> list[dict[str, Any
             "MetricName": metric,
             "Dimensions": [{"Name": "VPC", "Value": label}],
             "Timestamp": window.start,
-            "Value": float(vpc[METRIC_FIELDS[metric]]),
+            "Value": float(vpc[field]),
             "Unit": unit,
         }
         for label, vpc in report["vpcs"].items()
-        for metric, unit in CUSTOM_METRICS.items()
+        for metric, (field, unit) in CUSTOM_METRICS.items()
     ]
 
 
@@ -49,7 +44,7 @@ class MetricsPublisher:
     def already_published(self, window: Window, vpc: str) -> bool:
         try:
             response = self.cloudwatch.get_metric_statistics(
-                Namespace=self.namespace, MetricName="TotalRequests",
+                Namespace=self.namespace, MetricName=MARKER_METRIC,
                 Dimensions=[{"Name": "VPC", "Value": vpc}],
                 StartTime=window.start, EndTime=window.start + timedelta(minutes=1),
                 Period=60, Statistics=["SampleCount"],

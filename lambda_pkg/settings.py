@@ -56,7 +56,7 @@ class AnalyzerConfig:
     thresholds: Thresholds = field(default_factory=Thresholds)
     log_format: FlowLogFormat = field(default_factory=FlowLogFormat)
     settle_lag: timedelta = timedelta(minutes=10)
-    query_deadline_seconds: float = 240.0
+    query_deadline_seconds: float = float(c.DEFAULT_QUERY_DEADLINE_SECONDS)
     source: str = "vpcpeer traffic analyzer"
 
     def vpc(self, label: str) -> VpcSpec:
@@ -118,8 +118,8 @@ def config_from_env(env: Mapping[str, str]) -> AnalyzerConfig:
     """Build the configuration from the contract's variables (DESIGN "Contracts")."""
     specs = []
     for label, group_var, cidr_var, ports_var in (
-        ("VPC-A", c.ENV_VPC_A_LOG_GROUP, c.ENV_VPC_A_CIDR, c.ENV_VPC_A_ALLOWED_PORTS),
-        ("VPC-B", c.ENV_VPC_B_LOG_GROUP, c.ENV_VPC_B_CIDR, c.ENV_VPC_B_ALLOWED_PORTS),
+        (c.VPC_A, c.ENV_VPC_A_LOG_GROUP, c.ENV_VPC_A_CIDR, c.ENV_VPC_A_ALLOWED_PORTS),
+        (c.VPC_B, c.ENV_VPC_B_LOG_GROUP, c.ENV_VPC_B_CIDR, c.ENV_VPC_B_ALLOWED_PORTS),
     ):
         ports_text = env.get(ports_var)
         ports = parse_ports(ports_var, ports_text) if ports_text else frozenset(c.DEFAULT_ALLOWED_PORTS[label])
@@ -152,6 +152,6 @@ def config_from_env(env: Mapping[str, str]) -> AnalyzerConfig:
         thresholds=thresholds,
         log_format=log_format,
         settle_lag=timedelta(seconds=_number(env, "SETTLE_LAG_SECONDS", 600, low=0, high=3600, integer=True)),
-        query_deadline_seconds=_number(env, "QUERY_DEADLINE_SECONDS", 240, low=5, high=900),
+        query_deadline_seconds=_number(env, "QUERY_DEADLINE_SECONDS", c.DEFAULT_QUERY_DEADLINE_SECONDS, low=5, high=900),
         source=(env.get("AWS_LAMBDA_FUNCTION_NAME") or "vpcpeer traffic analyzer").strip(),
     )

@@ -18,8 +18,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from lambda_pkg.aggregate import VpcTraffic
+from lambda_pkg.constants import DEFAULT_QUERY_DEADLINE_SECONDS
 from lambda_pkg.constants import INSIGHTS_FIELDS as F
-from lambda_pkg.engines.retry import RetryPolicy
+from lambda_pkg.engines import aws_calls
 from lambda_pkg.errors import InconsistentResultError, QueryFailedError, QueryTimeoutError, ResultTruncatedError
 from lambda_pkg.records import STATUS_OK, FlowRecord
 from lambda_pkg.window import Window
@@ -106,8 +107,7 @@ class InsightsEngine:
         self,
         logs_client: Any,
         *,
-        deadline_seconds: float = 240.0,
-        retry: RetryPolicy | None = None,
+        deadline_seconds: float = DEFAULT_QUERY_DEADLINE_SECONDS,
         poll_initial_seconds: float = 1.0,
         poll_max_seconds: float = 8.0,
         max_splits: int = MAX_SPLITS,
@@ -116,7 +116,6 @@ class InsightsEngine:
     ) -> None:
         self.logs = logs_client
         self.deadline_seconds = deadline_seconds
-        self.retry = retry or RetryPolicy(sleep=sleep)
         self.poll_initial = poll_initial_seconds
         self.poll_max = poll_max_seconds
         self.max_splits = max_splits
@@ -124,7 +123,7 @@ class InsightsEngine:
         self.sleep = sleep
 
     def _start(self, group: str, window: Window, query: str) -> str:
-        response = self.retry.call(
+        response = aws_calls.call(
             f"StartQuery on {group}", self.logs.start_query,
             logGroupName=group,
             startTime=window.start_ms // 1000,
@@ -149,7 +148,7 @@ class InsightsEngine:
         interval = self.poll_initial
         while outstanding:
             for query_id, group in list(outstanding.items()):
-                response = self.retry.call(f"GetQueryResults on {group}", self.logs.get_query_results, queryId=query_id)
+                response = aws_calls.call(f"GetQueryResults on {group}", self.logs.get_query_results, queryId=query_id)
                 status = response.get("status", "Unknown")
                 if status == "Complete":
                     results[query_id] = response.get("results", [])

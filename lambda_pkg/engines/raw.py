@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lambda_pkg.aggregate import VpcTraffic
-from lambda_pkg.engines.retry import RetryPolicy
+from lambda_pkg.engines import aws_calls
 from lambda_pkg.window import Window
 
 PAGE_LIMIT = 10_000
@@ -16,9 +16,8 @@ class RawEngine:
 
     name = "raw"
 
-    def __init__(self, logs_client: Any, retry: RetryPolicy | None = None, page_limit: int = PAGE_LIMIT) -> None:
+    def __init__(self, logs_client: Any, page_limit: int = PAGE_LIMIT) -> None:
         self.logs = logs_client
-        self.retry = retry or RetryPolicy()
         self.page_limit = page_limit
 
     def run(self, window: Window, traffic: dict[str, VpcTraffic]) -> dict[str, Any]:
@@ -33,7 +32,7 @@ class RawEngine:
                            "limit": self.page_limit}
                 if token:
                     request["nextToken"] = token
-                page = self.retry.call(f"FilterLogEvents on {group}", self.logs.filter_log_events, **request)
+                page = aws_calls.call(f"FilterLogEvents on {group}", self.logs.filter_log_events, **request)
                 pages[label] += 1
                 for event in page.get("events", ()):
                     agg.add_line(event["message"], event["timestamp"])

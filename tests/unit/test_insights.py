@@ -12,7 +12,6 @@ from botocore.stub import ANY, Stubber
 from lambda_pkg.aggregate import traffic_for
 from lambda_pkg.engines import insights
 from lambda_pkg.engines.insights import InsightsEngine, build_query, row_to_record
-from lambda_pkg.engines.retry import RetryPolicy
 from lambda_pkg.errors import (
     InconsistentResultError,
     QueryFailedError,
@@ -76,8 +75,7 @@ def start(stub: Stubber, query_id: str, group: str) -> None:
 
 
 def engine(client, clock: Clock, **kw) -> InsightsEngine:
-    retry = RetryPolicy(sleep=clock.sleep, rng=lambda: 0.5, attempts=kw.pop("attempts", 6))
-    return InsightsEngine(client, clock=clock, sleep=clock.sleep, retry=retry, **kw)
+    return InsightsEngine(client, clock=clock, sleep=clock.sleep, **kw)
 
 
 def run(eng: InsightsEngine) -> dict:
@@ -147,26 +145,14 @@ def test_deadline_stops_running_queries(logs) -> None:
     assert sum(clock.sleeps) <= 3
 
 
-def test_throttled_start_is_retried_with_jittered_backoff(logs) -> None:
+def test_throttling_that_outlasts_the_client_retries_raises_at_once(logs) -> None:
+    # botocore retries throttling (tests/unit/test_retry_layer.py); the engine does not loop again.
     client, stub = logs
     stub.add_client_error("start_query", service_error_code="ThrottlingException", http_status_code=400)
-    stub.add_client_error("start_query", service_error_code="LimitExceededException", http_status_code=400)
-    start(stub, "q-a", GROUP_A)
-    start(stub, "q-b", GROUP_B)
-    stub.add_response("get_query_results", complete([]), {"queryId": "q-a"})
-    stub.add_response("get_query_results", complete([]), {"queryId": "q-b"})
     clock = Clock()
-    reports = run(engine(client, clock))
-    assert clock.sleeps == [0.25, 0.5]  # rng 0.5 x min(cap, 0.5 * 2^n)
-    assert reports["VPC-A"]["total_requests"] == 0  # an empty hour is a valid result
-
-
-def test_throttling_past_the_budget_raises(logs) -> None:
-    client, stub = logs
-    for _ in range(3):
-        stub.add_client_error("start_query", service_error_code="ThrottlingException", http_status_code=400)
-    with pytest.raises(ThrottledError, match="3 attempts"):
-        run(engine(client, Clock(), attempts=3))
+    with pytest.raises(ThrottledError, match="StartQuery on .*still throttled \\(ThrottlingException\\) after 1 attempt"):
+        run(engine(client, clock))
+    assert clock.sleeps == []
 
 
 def test_access_denied_raises_with_a_fix(logs) -> None:
