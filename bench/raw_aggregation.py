@@ -13,6 +13,7 @@ import resource
 from datetime import datetime, timezone
 
 from lambda_pkg.aggregate import traffic_for
+from lambda_pkg.constants import VPC_A
 from lambda_pkg.window import Window
 from tests.analyzer_env import config
 from tests.flowgen import random_lines
@@ -31,7 +32,7 @@ def main() -> None:
     ts = WINDOW.start_ms + 1
     gc.collect()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    traffic = traffic_for(config(), WINDOW)["VPC-A"]
+    traffic = traffic_for(config(), WINDOW)[VPC_A]
     started = time.perf_counter()
     add = traffic.add_line
     for line in lines:

@@ -17,6 +17,8 @@ from typing import Any
 
 from lambda_pkg.constants import (
     ANALYZER_ENGINES,
+    VPC_A,
+    VPC_B,
     DEFAULT_ALLOWED_PORTS,
     DEFAULT_ANOMALY_THRESHOLD_PERCENT,
     DEFAULT_TRAFFIC_BASELINE,
@@ -72,8 +74,8 @@ class StackConfig:
     alert_email: str
     vpc_a_cidr: str = "10.0.0.0/16"
     vpc_b_cidr: str = "10.1.0.0/16"
-    vpc_a_allowed_ports: tuple[int, ...] = DEFAULT_ALLOWED_PORTS["VPC-A"]
-    vpc_b_allowed_ports: tuple[int, ...] = DEFAULT_ALLOWED_PORTS["VPC-B"]
+    vpc_a_allowed_ports: tuple[int, ...] = DEFAULT_ALLOWED_PORTS[VPC_A]
+    vpc_b_allowed_ports: tuple[int, ...] = DEFAULT_ALLOWED_PORTS[VPC_B]
     retention_days: int = 30
     traffic_volume_threshold: int = 500
     rejected_connections_threshold: int = 50
@@ -113,11 +115,11 @@ class StackConfig:
 
     def allowed_ports(self, vpc: str) -> tuple[int, ...]:
         """Ports allowed *into* ``vpc`` ("VPC-A" or "VPC-B") from its peer."""
-        return {"VPC-A": self.vpc_a_allowed_ports, "VPC-B": self.vpc_b_allowed_ports}[vpc]
+        return {VPC_A: self.vpc_a_allowed_ports, VPC_B: self.vpc_b_allowed_ports}[vpc]
 
     def cidr(self, vpc: str) -> str:
         """CIDR block of ``vpc`` ("VPC-A" or "VPC-B")."""
-        return {"VPC-A": self.vpc_a_cidr, "VPC-B": self.vpc_b_cidr}[vpc]
+        return {VPC_A: self.vpc_a_cidr, VPC_B: self.vpc_b_cidr}[vpc]
 
 
 def subnet_plan(vpc_cidr: str) -> SubnetPlan:

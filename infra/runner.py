@@ -16,11 +16,14 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from infra.config import PROJECT
 from infra.stack_files import INFRA_DIR, SECRET_KEYS, StackSettings, load_stack_settings
 from infra.wire import SECRET_MASK, is_secret
+
+if TYPE_CHECKING:
+    from infra.emulation.engine import StateStore
 
 MODES = ("preview", "automation", "emulated")
 
@@ -141,21 +144,13 @@ class PreviewRunner:
         )
 
 
-def default_backend_url() -> str:
-    """Local file backend for Automation runs (override with VPCPEER_PULUMI_BACKEND_URL)."""
-    configured = os.environ.get("VPCPEER_PULUMI_BACKEND_URL")
-    if configured:
-        return configured
-    state_dir = Path(os.environ.get("VPCPEER_HOME", Path.home() / ".vpcpeer")) / "pulumi-state"
-    state_dir.mkdir(parents=True, exist_ok=True)
-    return f"file://{state_dir}"
-
-
 class AutomationRunner:
     """``pulumi up`` (or ``preview``/``destroy``) on the ``infra/`` project via the Automation API.
 
     Configuration is validated before the CLI is involved, so a bad value fails the same
     way in every mode. Overrides are written to the stack's config through the CLI.
+    ``backend_url`` is the state backend (``file://...`` or ``s3://...``); the callers take
+    it from one place, ``vpcpeer_orchestration.homes.pulumi_backend_url``.
     """
 
     mode = "automation"
@@ -165,8 +160,8 @@ class AutomationRunner:
         stack: str = "dev",
         overrides: Mapping[str, Any] | None = None,
         *,
+        backend_url: str,
         action: str = "up",
-        backend_url: str | None = None,
         infra_dir: Path = INFRA_DIR,
         on_output: Callable[[str], None] | None = print,
     ) -> None:
@@ -192,7 +187,9 @@ class AutomationRunner:
             )
         from pulumi import automation as auto
 
-        backend = self.backend_url or default_backend_url()
+        backend = self.backend_url
+        if backend.startswith("file://"):
+            Path(backend[len("file://"):]).expanduser().mkdir(parents=True, exist_ok=True)
         workspace = auto.LocalWorkspaceOptions(work_dir=str(self.infra_dir), env_vars={"PULUMI_BACKEND_URL": backend})
         stack = auto.create_or_select_stack(stack_name=self.settings.stack, work_dir=str(self.infra_dir), opts=workspace)
         for key, value in self.overrides.items():
@@ -220,7 +217,12 @@ class AutomationRunner:
 
 
 class EmulatedRunner:
-    """Rollout into the local AWS emulator: real resources, real IDs, idempotent."""
+    """Rollout into the local AWS emulator: real resources, real IDs, idempotent.
+
+    Both edges are injected: ``client(service)`` returns a boto3 client of the emulator in
+    the stack's region, and ``state_store`` keeps the rollout's state document between
+    runs (``load() -> dict | None``, ``save(dict)``; see infra.emulation.engine.StateStore).
+    """
 
     mode = "emulated"
 
@@ -230,35 +232,34 @@ class EmulatedRunner:
         overrides: Mapping[str, Any] | None = None,
         *,
         client: Callable[[str], Any],
+        state_store: StateStore,
         infra_dir: Path = INFRA_DIR,
         progress: Callable[[str], None] | None = None,
     ) -> None:
-        """``client(service)`` returns a boto3 client of the emulator, in the stack's region."""
         self.settings = load_stack_settings(stack, overrides, infra_dir)
         self.client = client
+        self.state_store = state_store
         self.progress = progress
 
     def run(self) -> StackResult:
-        from infra.emulated import Context, EmulatorMocks, StateStore
+        from infra.emulation.engine import Context, EmulatorMocks, Engine, StackState, public_inputs
         from infra.preview import PlannedResource
 
         cfg = self.settings.validated()
         ctx = Context(self.client, cfg.region, self.client("sts").get_caller_identity()["Account"])
-        store = StateStore(ctx.s3, cfg.stack)
-        previous = store.load()
-        mocks = EmulatorMocks(ctx, previous, self.progress)
+        engine = Engine(ctx, StackState.from_document(self.state_store.load()), progress=self.progress)
         try:
-            outputs, secret = evaluate_with_mocks(self.settings, mocks)
-        except BaseException:
-            store.save({**previous, **mocks.current})  # a retry must not create twice
-            raise
-        removed = mocks.prune()
-        store.save(mocks.current)
-        changes = Counter(c.action for c in [*mocks.changes, *removed])
+            outputs, secret = evaluate_with_mocks(self.settings, EmulatorMocks(engine))
+            engine.prune()
+        finally:
+            # Saved on failure too: what was created is recorded, so a retry never creates twice.
+            state = engine.state()
+            self.state_store.save(state.to_document())
+        changes = Counter(c.action for c in engine.changes)
         secrets = self.settings.secret_values()
         resources = tuple(
-            PlannedResource(key.split("::", 1)[0], key.split("::", 1)[1], _mask(entry["inputs"], secrets))
-            for key, entry in sorted(mocks.current.items())
+            PlannedResource(key.split("::", 1)[0], key.split("::", 1)[1], _mask(public_inputs(record.inputs), secrets))
+            for key, record in sorted(state.resources.items())
         )
         return StackResult(self.mode, cfg.stack, outputs, secret, resources, dict(changes))
 
@@ -270,7 +271,10 @@ def get_runner(mode: str, stack: str = "dev", overrides: Mapping[str, Any] | Non
     if mode == "automation":
         return AutomationRunner(stack, overrides, **kwargs)
     if mode == "emulated":
-        if "client" not in kwargs:
-            raise ModeNotAvailable("mode=emulated needs the local AWS endpoint: pass client=, a factory of boto3 clients for it")
+        needed = {"client": "client= (a factory of boto3 clients for it)",
+                  "state_store": "state_store= (where the rollout keeps its state: load()/save())"}
+        missing = [text for key, text in needed.items() if key not in kwargs]
+        if missing:
+            raise ModeNotAvailable(f"mode=emulated needs the local AWS endpoint and a state store: pass {' and '.join(missing)}")
         return EmulatedRunner(stack, overrides, **kwargs)
     raise StackRunError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")

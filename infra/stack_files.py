@@ -20,6 +20,10 @@ class StackFileNotFound(FileNotFoundError):
     """No ``Pulumi.<stack>.yaml`` for the requested stack."""
 
 
+class StackNotRolledOut(RuntimeError):
+    """The stack has no outputs where the target keeps them: it was never rolled out there."""
+
+
 @dataclass(frozen=True)
 class StackSettings:
     """Raw config of one stack: ``vpcpeer:*`` values (namespace stripped) and the region."""

@@ -14,15 +14,17 @@ METRIC_NAMESPACE = "VPCPeer/Traffic"
 # One namespace per VPC, because metric-filter dimensions can only come from log fields.
 FLOW_LOG_METRIC_NAMESPACE_PREFIX = "VPCPeer/FlowLogs"
 
-VPC_LABELS = ("VPC-A", "VPC-B")
+VPC_A, VPC_B = VPC_LABELS = ("VPC-A", "VPC-B")
+# How each VPC is spelled in stack outputs, metadata keys and variable names ("vpc_a_id").
+VPC_SLUGS = {VPC_A: "vpc_a", VPC_B: "vpc_b"}
 
-# The analyzer's per-VPC custom metrics (name -> CloudWatch unit).
+# The analyzer's per-VPC custom metrics: name -> (report field it publishes, CloudWatch unit).
 CUSTOM_METRICS = {
-    "TotalRequests": "Count",
-    "UniqueSourceIPs": "Count",
-    "RejectedConnections": "Count",
-    "ExternalTraffic": "Count",
-    "TotalBytes": "Bytes",
+    "TotalRequests": ("total_requests", "Count"),
+    "UniqueSourceIPs": ("unique_sources", "Count"),
+    "RejectedConnections": ("rejected_connections", "Count"),
+    "ExternalTraffic": ("external_traffic_count", "Count"),
+    "TotalBytes": ("total_bytes", "Bytes"),
 }
 
 # Metrics produced by the log metric filters (one of each per VPC).
@@ -67,13 +69,16 @@ INSIGHTS_FIELDS = {
 
 # Ports allowed *into* each VPC from its peer, as the reference's security groups allow.
 DEFAULT_ALLOWED_PORTS = {
-    "VPC-A": (443, 8080),
-    "VPC-B": (443, 3306),
+    VPC_A: (443, 8080),
+    VPC_B: (443, 3306),
 }
 
 # Reference defaults for the analyzer's thresholds.
 DEFAULT_TRAFFIC_BASELINE = 417  # requests per hour (~10,000 per day)
 DEFAULT_ANOMALY_THRESHOLD_PERCENT = 20.0
+# Logs Insights queries still running this long after the first started are stopped; well
+# inside the function's 300 s timeout, so a slow hour fails cleanly instead of being killed.
+DEFAULT_QUERY_DEADLINE_SECONDS = 240
 
 # Environment variables the Lambda handler reads (DESIGN "Contracts").
 ENV_VPC_A_LOG_GROUP = "VPC_A_LOG_GROUP"
@@ -92,3 +97,9 @@ ANALYZER_ENGINES = ("insights", "raw")
 # Entry point of the deployed function, relative to the zip root.
 LAMBDA_HANDLER = "lambda_pkg.handler.lambda_handler"
 LAMBDA_RUNTIME = "python3.12"
+
+# Retries of every AWS call, in one layer: botocore's "standard" mode retries throttling and
+# transient errors with jittered backoff, up to this many attempts in all (the first
+# included). Nothing above it loops again; Dagster's retry policy re-runs whole steps.
+AWS_RETRY_MODE = "standard"
+AWS_MAX_ATTEMPTS = 5

@@ -7,16 +7,13 @@ from typing import Any
 
 import pytest
 
-from infra.program import resolve_code_path
 from infra.runner import PreviewRunner, StackResult
-from vpcpeer_orchestration.packaging import build_lambda_zip
+from vpcpeer_orchestration.packaging import packaged_overrides
 
 
 def plan(overrides: dict[str, Any] | None = None, stack: str = "dev") -> StackResult:
     """Evaluate the real program under the recording mocks, building the zip it needs."""
-    runner = PreviewRunner(stack, overrides)
-    build_lambda_zip(resolve_code_path(runner.settings.validated()))
-    return runner.run()
+    return PreviewRunner(stack, packaged_overrides(overrides)).run()
 
 
 @pytest.fixture(scope="session")

@@ -13,24 +13,24 @@ from infra.runner import AutomationRunner, ModeNotAvailable, PulumiCliNotFound, 
 HAS_PULUMI_CLI = shutil.which("pulumi") is not None
 
 
-def test_automation_without_the_cli_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_automation_without_the_cli_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(PulumiCliNotFound, match="pulumi` CLI"):
-        AutomationRunner("dev", on_output=None).run()
+        AutomationRunner("dev", backend_url=f"file://{tmp_path}", on_output=None).run()
 
 
-def test_automation_validates_config_before_touching_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_automation_validates_config_before_touching_the_cli(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(InvalidStackConfig, match="vpcpeer:retention_days"):
-        AutomationRunner("dev", {"retention_days": "2"}, on_output=None).run()
+        AutomationRunner("dev", {"retention_days": "2"}, backend_url=f"file://{tmp_path}", on_output=None).run()
 
 
-def test_automation_requires_a_secrets_passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_automation_requires_a_secrets_passphrase(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/local/bin/{name}")
     monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE", raising=False)
     monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
     with pytest.raises(StackRunError, match="PULUMI_CONFIG_PASSPHRASE"):
-        AutomationRunner("dev", on_output=None).run()
+        AutomationRunner("dev", backend_url=f"file://{tmp_path}", on_output=None).run()
 
 
 def test_emulated_mode_needs_the_local_endpoint() -> None:

@@ -1,0 +1,150 @@
+"""The real Pulumi program rolled out by EmulatedRunner into a moto server started in this
+process, with the state kept in memory: every planned type created, a second rollout
+changing nothing, a new alert address replacing the subscription, changed ports pruning
+rules, and a rule deleted by hand coming back."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+
+from infra.emulation.engine import InMemoryStateStore
+from infra.runner import EmulatedRunner, StackResult
+from vpcpeer_orchestration.packaging import packaged_overrides
+
+REGION = "us-east-1"
+DEFAULT_EMAIL = "alerts@example.com"  # infra/Pulumi.dev.yaml
+NEW_EMAIL = "oncall@example.org"
+VPC_A, VPC_B = "10.0.0.0/16", "10.1.0.0/16"
+DEFAULT_A_RULES = {("in", 443, VPC_B), ("in", 8080, VPC_B), ("out", 443, VPC_B), ("out", 3306, VPC_B)}
+
+
+@pytest.fixture(scope="module")
+def client(inprocess_moto: str) -> Callable[[str], Any]:
+    import boto3
+
+    def make(service: str) -> Any:
+        return boto3.client(service, endpoint_url=inprocess_moto, region_name=REGION,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def store() -> InMemoryStateStore:
+    return InMemoryStateStore()
+
+
+@pytest.fixture(scope="module")
+def rollout(client, store) -> Callable[..., StackResult]:
+    def run(overrides: Mapping[str, Any] | None = None) -> StackResult:
+        return EmulatedRunner("dev", packaged_overrides(overrides), client=client, state_store=store).run()
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def rolled_out(rollout) -> tuple[StackResult, StackResult, dict[str, float]]:
+    seconds = {}
+    started = time.monotonic()
+    first = rollout()
+    seconds["first"] = time.monotonic() - started
+    started = time.monotonic()
+    second = rollout()
+    seconds["second"] = time.monotonic() - started
+    return first, second, seconds
+
+
+def _rules(client, group_id: str) -> set[tuple[str, int, str]]:
+    rules = client("ec2").describe_security_group_rules(
+        Filters=[{"Name": "group-id", "Values": [group_id]}])["SecurityGroupRules"]
+    return {("out" if r["IsEgress"] else "in", r["FromPort"], r["CidrIpv4"]) for r in rules}
+
+
+def _subscriptions(client, topic_arn: str) -> list[tuple[str, str]]:
+    subscriptions = client("sns").list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
+    return sorted((s["Protocol"], s["Endpoint"]) for s in subscriptions)
+
+
+def _types(resources) -> Counter[str]:
+    return Counter(r.type for r in resources if r.custom and not r.type.startswith("pulumi:"))
+
+
+def test_the_first_rollout_creates_every_type_the_preview_plans(rolled_out, default) -> None:
+    first, _, _ = rolled_out
+    assert first.changes == {"create": len(first.resources)}
+    assert _types(first.resources) == _types(default.resources)
+
+
+def test_the_second_rollout_is_all_same_with_identical_outputs(rolled_out) -> None:
+    first, second, _ = rolled_out
+    assert second.changes == {"same": len(first.resources)}
+    assert second.outputs == first.outputs
+    assert second.outputs["vpc_a_id"].startswith("vpc-") and second.outputs["alert_email"] == DEFAULT_EMAIL
+
+
+def test_outputs_name_real_resources_of_the_emulator(rolled_out, client) -> None:
+    outputs = rolled_out[0].outputs
+    vpcs = client("ec2").describe_vpcs(VpcIds=[outputs["vpc_a_id"], outputs["vpc_b_id"]])["Vpcs"]
+    assert {v["VpcId"]: v["CidrBlock"] for v in vpcs} == {outputs["vpc_a_id"]: VPC_A, outputs["vpc_b_id"]: VPC_B}
+    assert _rules(client, outputs["vpc_a_security_group_id"]) == DEFAULT_A_RULES
+    concurrency = client("lambda").get_function_concurrency(FunctionName=outputs["lambda_function_name"])
+    assert concurrency["ReservedConcurrentExecutions"] == 2
+    assert _subscriptions(client, outputs["sns_topic_arn"]) == [("email", DEFAULT_EMAIL)]
+
+
+def test_the_state_records_secrets_only_as_keyed_hashes(rolled_out, store) -> None:
+    first = rolled_out[0]
+    document = store.document
+    assert document["format"] == 2 and len(document["resources"]) == len(first.resources)
+    assert DEFAULT_EMAIL not in json.dumps(document)
+    [subscription] = [r for r in first.resources if r.type == "aws:sns/topicSubscription:TopicSubscription"]
+    assert subscription.inputs["endpoint"] == "[secret]"
+
+
+def test_a_new_alert_email_replaces_the_subscription_and_rolling_back_replaces_it_again(rolled_out, rollout, client,
+                                                                                         store) -> None:
+    first = rolled_out[0]
+    topic = first.outputs["sns_topic_arn"]
+    changed = rollout({"alert_email": NEW_EMAIL})
+    assert changed.changes == {"replace": 1, "same": len(first.resources) - 1}
+    assert _subscriptions(client, topic) == [("email", NEW_EMAIL)]
+    assert NEW_EMAIL not in json.dumps(store.document)
+    restored = rollout()
+    assert restored.changes == {"replace": 1, "same": len(first.resources) - 1}
+    assert _subscriptions(client, topic) == [("email", DEFAULT_EMAIL)]
+
+
+def test_changed_ports_prune_the_rules_and_restoring_them_creates_them_again(rolled_out, rollout, client) -> None:
+    first = rolled_out[0]
+    group = first.outputs["vpc_a_security_group_id"]
+    total = len(first.resources)
+    narrowed = rollout({"vpc_a_allowed_ports": "443"})
+    # Ingress 8080 into A and egress 8080 from B go; the analyzer's environment names the ports.
+    assert narrowed.changes == {"delete": 2, "update": 1, "same": total - 3}
+    assert _rules(client, group) == DEFAULT_A_RULES - {("in", 8080, VPC_B)}
+    b_rules = _rules(client, first.outputs["vpc_b_security_group_id"])
+    assert ("out", 8080, VPC_A) not in b_rules and ("out", 443, VPC_A) in b_rules
+    function = client("lambda").get_function_configuration(FunctionName=first.outputs["lambda_function_name"])
+    assert function["Environment"]["Variables"]["VPC_A_ALLOWED_PORTS"] == "443"
+    restored = rollout()
+    assert restored.changes == {"create": 2, "update": 1, "same": total - 3}
+    assert _rules(client, group) == DEFAULT_A_RULES
+
+
+def test_a_rule_deleted_by_hand_is_created_again(rolled_out, rollout, client) -> None:
+    first = rolled_out[0]
+    group = first.outputs["vpc_a_security_group_id"]
+    ec2 = client("ec2")
+    rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group]}])["SecurityGroupRules"]
+    [rule] = [r for r in rules if not r["IsEgress"] and r["FromPort"] == 8080]
+    ec2.revoke_security_group_ingress(GroupId=group, SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]])
+    assert ("in", 8080, VPC_B) not in _rules(client, group)
+    repaired = rollout()
+    assert repaired.changes == {"create": 1, "same": len(first.resources) - 1}
+    assert _rules(client, group) == DEFAULT_A_RULES
