@@ -1,10 +1,20 @@
-"""The local AWS endpoint: one moto server on loopback, shared by every process.
+"""The embedded AWS: one moto server per Dagster instance, whose state survives restarts.
 
-``VPCPEER_AWS_ENDPOINT`` set: that endpoint is used as is (vpcpeer neither starts nor
-stops it). Unset: the embedded server is started on demand, its PID and port recorded
-under ``$VPCPEER_HOME/moto`` (default ``~/.vpcpeer``), and reused by the CLI, the Dagster
-code server, run workers and the daemon. A file lock makes concurrent starts yield one
-server.
+A ``LocalAws`` is a handle on one home directory (by default ``<instance>/embedded-aws``,
+see ``vpcpeer_orchestration.homes``). Its server is started on demand and shared by every
+process of that instance (CLI, code server, run workers, daemon); a file lock makes
+concurrent starts yield one server. The server is ``local.moto_process``: moto with its
+state snapshotted to the home after changes, on request (``flush``) and on stop, and
+restored on start. Each fresh state gets a *generation* id; ``purge`` is the one way to
+throw a generation away, and it is recorded so the Dagster side can tell a deliberate
+reset from a lost state.
+
+``VPCPEER_AWS_ENDPOINT`` set: that endpoint is used as is; vpcpeer neither starts, stops,
+snapshots nor purges it.
+
+Home layout: ``server.json`` (pid, port, generation of the running server, written by the
+server once it answers), ``server.log``, ``lock``, ``state/`` (the server's snapshot and
+generation), ``purged.json`` (generations discarded by ``purge``).
 """
 
 from __future__ import annotations
@@ -13,38 +23,44 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from vpcpeer_orchestration.homes import embedded_aws_home
+
 ENDPOINT_ENV = "VPCPEER_AWS_ENDPOINT"
-HOME_ENV = "VPCPEER_HOME"
-REGION_ENV = "VPCPEER_AWS_REGION"
-DEFAULT_REGION = "us-east-1"
+PORT_ENV = "VPCPEER_LOCAL_PORT"
 # moto accepts any credentials; these make boto3 never look for real ones.
 EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-START_TIMEOUT_SECONDS = 30.0
+# Restoring a large snapshot (two weeks of flow logs) takes a while.
+START_TIMEOUT_SECONDS = 120.0
+# The server writes a final snapshot when asked to stop.
+STOP_TIMEOUT_SECONDS = 60.0
+FLUSH_TIMEOUT_SECONDS = 300.0
+# Exit status of the server when its home has a generation but the state is gone.
+EXIT_STATE_LOST = 3
+SNAPSHOT_PATH = "/vpcpeer-api/snapshot"
+STATE_DIRNAME = "state"
+
+ClientFactory = Callable[[str], Any]
 
 
 class LocalAwsError(RuntimeError):
     """The local AWS endpoint could not be started, reached or stopped."""
 
 
-def vpcpeer_home() -> Path:
-    """Where vpcpeer keeps local state (moto server record, logs)."""
-    return Path(os.environ.get(HOME_ENV) or Path.home() / ".vpcpeer")
-
-
-def region() -> str:
-    return os.environ.get(REGION_ENV) or DEFAULT_REGION
+class EmbeddedStateLost(LocalAwsError):
+    """The embedded AWS had state (a generation) that is gone; it refuses to start empty."""
 
 
 @dataclass(frozen=True)
@@ -53,28 +69,20 @@ class ServerRecord:
 
     pid: int
     port: int
+    generation: str
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
 
-def _state_dir() -> Path:
-    path = vpcpeer_home() / "moto"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _record_path() -> Path:
-    return _state_dir() / "server.json"
-
-
-def _read_record() -> ServerRecord | None:
+def healthy(endpoint: str, timeout: float = 1.0) -> bool:
+    """True if a moto server answers at ``endpoint``."""
     try:
-        data = json.loads(_record_path().read_text())
-        return ServerRecord(int(data["pid"]), int(data["port"]))
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
-        return None
+        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
 
 
 def _alive(pid: int) -> bool:
@@ -92,128 +100,230 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def healthy(endpoint: str, timeout: float = 1.0) -> bool:
-    """True if a moto server answers at ``endpoint``."""
-    try:
-        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=timeout) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _lock() -> Iterator[None]:
-    with open(_state_dir() / "lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _default_signals() -> None:
     """Children must not inherit ignored SIGINT/SIGTERM, or they cannot be stopped."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def running_record() -> ServerRecord | None:
-    """The embedded server if it is up and answering, else None."""
-    record = _read_record()
-    if record and _alive(record.pid) and healthy(record.endpoint):
-        return record
-    return None
-
-
-def start(port: int | None = None, progress: Any = None) -> ServerRecord:
-    """Start the embedded server, or return the one already running."""
-    with _lock():
-        record = running_record()
-        if record:
-            return record
-        port = port or int(os.environ.get("VPCPEER_LOCAL_PORT") or 0) or _free_port()
-        log = open(_state_dir() / "server.log", "ab")  # noqa: SIM115 - handed to the child
-        env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "false"}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_default_signals, start_new_session=True, env=env,
-        )
-        log.close()
-        record = ServerRecord(process.pid, port)
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not healthy(record.endpoint):
-            if process.poll() is not None:
-                raise LocalAwsError(f"moto server exited with {process.returncode}; see {_state_dir() / 'server.log'}")
-            if time.monotonic() > deadline:
-                process.kill()
-                raise LocalAwsError(f"moto server did not answer on port {port} within {START_TIMEOUT_SECONDS:g} s")
-            if progress:
-                progress(".")
-            time.sleep(0.2)
-        _record_path().write_text(json.dumps({"pid": record.pid, "port": record.port}))
-        return record
-
-
-def stop() -> bool:
-    """Stop the embedded server by PID; True if one was running."""
-    with _lock():
-        record = _read_record()
-        _record_path().unlink(missing_ok=True)
-        if not record or not _alive(record.pid):
-            return False
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(record.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while _alive(record.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(record.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(record.pid, signal.SIGKILL)
-        return True
-
-
-def endpoint(*, start_if_needed: bool = True) -> str:
-    """The AWS endpoint every client uses: VPCPEER_AWS_ENDPOINT, or the embedded server."""
-    configured = os.environ.get(ENDPOINT_ENV)
-    if configured:
-        return configured.rstrip("/")
-    record = running_record()
-    if record:
-        return record.endpoint
-    if not start_if_needed:
-        raise LocalAwsError("the embedded AWS is not running; start it with `vpcpeer local up`")
-    return start().endpoint
-
-
-def client(service: str, endpoint_url: str | None = None) -> Any:
-    """A boto3 client for the local endpoint (fake credentials, fixed region)."""
+def make_client(service: str, endpoint_url: str, region: str) -> Any:
+    """A boto3 client of an emulator endpoint: fake credentials, vpcpeer's retry configuration."""
     import boto3
-    from botocore.config import Config
 
-    return boto3.client(
-        service, endpoint_url=endpoint_url or endpoint(), region_name=region(),
-        config=Config(retries={"mode": "standard", "max_attempts": 3}), **EMULATOR_CREDENTIALS,
-    )
+    from lambda_pkg.clients import client_config
+
+    return boto3.client(service, endpoint_url=endpoint_url, region_name=region, config=client_config(),
+                        **EMULATOR_CREDENTIALS)
 
 
-def status() -> dict[str, Any]:
-    """Where the endpoint is and whether it answers (``vpcpeer local status --json``)."""
-    configured = os.environ.get(ENDPOINT_ENV)
-    if configured:
-        return {"endpoint": configured, "managed": False, "running": healthy(configured.rstrip("/")), "region": region()}
-    record = running_record()
-    return {
-        "endpoint": record.endpoint if record else None,
-        "managed": True,
-        "running": record is not None,
-        "pid": record.pid if record else None,
-        "region": region(),
-        "home": str(vpcpeer_home()),
-    }
+@dataclass(frozen=True)
+class LocalAws:
+    """Handle on one embedded AWS: its home, or an external endpoint it does not manage."""
+
+    home: Path
+    external_endpoint: str | None = None
+
+    @classmethod
+    def from_env(cls, instance_root: str | Path | None = None) -> LocalAws:
+        """The embedded AWS of an instance, honouring VPCPEER_HOME and VPCPEER_AWS_ENDPOINT."""
+        external = (os.environ.get(ENDPOINT_ENV) or "").strip().rstrip("/") or None
+        return cls(embedded_aws_home(instance_root), external)
+
+    @property
+    def managed(self) -> bool:
+        """False when VPCPEER_AWS_ENDPOINT points at an emulator vpcpeer does not run."""
+        return self.external_endpoint is None
+
+    # -- files of the home --------------------------------------------------------------
+
+    @property
+    def record_path(self) -> Path:
+        return self.home / "server.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "server.log"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home / STATE_DIRNAME
+
+    @property
+    def purged_path(self) -> Path:
+        return self.home / "purged.json"
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.home / "lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _read_record(self) -> ServerRecord | None:
+        try:
+            data = json.loads(self.record_path.read_text())
+            return ServerRecord(int(data["pid"]), int(data["port"]), str(data["generation"]))
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def running(self) -> ServerRecord | None:
+        """The embedded server if it is up and answering, else None."""
+        record = self._read_record()
+        if record and _alive(record.pid) and healthy(record.endpoint):
+            return record
+        return None
+
+    def start(self, progress: Callable[[str], None] | None = None) -> ServerRecord:
+        """Start the embedded server (restoring its state), or return the one running."""
+        if not self.managed:
+            raise LocalAwsError(f"{ENDPOINT_ENV} is set: vpcpeer does not start the emulator at {self.external_endpoint}")
+        with self._lock():
+            record = self.running()
+            if record:
+                return record
+            self.record_path.unlink(missing_ok=True)
+            port = int(os.environ.get(PORT_ENV) or 0)
+            log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+            env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "false"}
+            process = subprocess.Popen(
+                [sys.executable, "-m", "vpcpeer_orchestration.local.moto_process", "--home", str(self.home),
+                 "--port", str(port)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=_default_signals, start_new_session=True, env=env,
+            )
+            log.close()
+            deadline = time.monotonic() + START_TIMEOUT_SECONDS
+            while True:
+                record = self._read_record()
+                if record and record.pid == process.pid and healthy(record.endpoint):
+                    return record
+                if process.poll() is not None:
+                    if process.returncode == EXIT_STATE_LOST:
+                        raise EmbeddedStateLost(self._log_tail(1) or f"the embedded AWS at {self.home} lost its state")
+                    tail = self._log_tail()
+                    raise LocalAwsError(f"the embedded AWS exited with {process.returncode}: {tail} "
+                                        f"(log: {self.log_path})")
+                if time.monotonic() > deadline:
+                    process.kill()
+                    raise LocalAwsError(f"the embedded AWS did not answer within {START_TIMEOUT_SECONDS:g} s "
+                                        f"(log: {self.log_path})")
+                if progress:
+                    progress(".")
+                time.sleep(0.2)
+
+    def _log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except FileNotFoundError:
+            return ""
+        return " | ".join(text[-lines:])
+
+    def endpoint(self, *, start_if_needed: bool = True) -> str:
+        """The AWS endpoint every client uses: the external one, or the embedded server."""
+        if not self.managed:
+            return self.external_endpoint  # type: ignore[return-value]
+        record = self.running()
+        if record:
+            return record.endpoint
+        if not start_if_needed:
+            raise LocalAwsError(f"the embedded AWS ({self.home}) is not running; start it with `vpcpeer local up`")
+        return self.start().endpoint
+
+    def clients(self, region: str) -> ClientFactory:
+        """A factory of boto3 clients of this emulator in ``region`` (the endpoint resolved once)."""
+        endpoint_url = self.endpoint()
+        return lambda service: make_client(service, endpoint_url, region)
+
+    def generation(self) -> str | None:
+        """Id of the running server's state (None for an external endpoint or when stopped)."""
+        if not self.managed:
+            return None
+        record = self.running()
+        return record.generation if record else None
+
+    def flush(self) -> None:
+        """Make every change so far durable (a snapshot now); a no-op if nothing runs here."""
+        record = self.running() if self.managed else None
+        if record is None:
+            return
+        request = urllib.request.Request(f"{record.endpoint}{SNAPSHOT_PATH}", method="POST", data=b"")
+        try:
+            with urllib.request.urlopen(request, timeout=FLUSH_TIMEOUT_SECONDS) as response:
+                response.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise LocalAwsError(f"the embedded AWS at {record.endpoint} could not save its state: {exc}") from exc
+
+    def stop(self) -> bool:
+        """Stop the embedded server by PID (it saves its state first); True if one was running."""
+        if not self.managed:
+            return False
+        with self._lock():
+            record = self._read_record()
+            if not record or not _alive(record.pid):
+                self.record_path.unlink(missing_ok=True)
+                return False
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(record.pid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+            while _alive(record.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(record.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(record.pid, signal.SIGKILL)
+                deadline = time.monotonic() + 10
+                while _alive(record.pid) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            self.record_path.unlink(missing_ok=True)
+            return True
+
+    def purged(self) -> frozenset[str]:
+        """Generations thrown away on purpose with ``purge``."""
+        try:
+            return frozenset(entry["generation"] for entry in json.loads(self.purged_path.read_text()))
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return frozenset()
+
+    def purge(self, forget: tuple[str, ...] = ()) -> list[str]:
+        """Stop the server and discard its state; records the generations discarded.
+
+        ``forget`` adds generations lost otherwise (the home deleted by hand), so the
+        Dagster side stops refusing to replace what they produced.
+        """
+        if not self.managed:
+            raise LocalAwsError(f"{ENDPOINT_ENV} is set: vpcpeer does not manage the emulator at {self.external_endpoint}")
+        self.stop()
+        with self._lock():
+            discarded = list(forget)
+            generation_file = self.state_dir / "generation"
+            if generation_file.is_file():
+                discarded.insert(0, generation_file.read_text().strip())
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+            if discarded:
+                try:
+                    entries = json.loads(self.purged_path.read_text())
+                except (FileNotFoundError, ValueError):
+                    entries = []
+                now = datetime.now(timezone.utc).isoformat()
+                entries += [{"generation": g, "purged_at": now} for g in discarded]
+                self.purged_path.write_text(json.dumps(entries, indent=1))
+            return discarded
+
+    def status(self) -> dict[str, Any]:
+        """Where the endpoint is and whether it answers (``vpcpeer local status --json``)."""
+        if not self.managed:
+            return {"endpoint": self.external_endpoint, "managed": False, "running": healthy(self.external_endpoint or ""),
+                    "pid": None, "generation": None, "home": None}
+        record = self.running()
+        return {
+            "endpoint": record.endpoint if record else None,
+            "managed": True,
+            "running": record is not None,
+            "pid": record.pid if record else None,
+            "generation": record.generation if record else None,
+            "home": str(self.home),
+        }
