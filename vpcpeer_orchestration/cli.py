@@ -15,8 +15,6 @@ from typing import Any
 
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
-# Kept here (not imported) so `vpcpeer --help` loads nothing heavy; a test checks they match.
-SCENARIO_NAMES = ("port-scan", "traffic-spike", "external-source", "unexpected-port", "reject-storm")
 
 
 def _overrides(pairs: Sequence[str] | None) -> dict[str, str]:
@@ -62,16 +60,15 @@ def _print_plan(result: Any) -> None:
 
 def cmd_infra_preview(args: argparse.Namespace) -> int:
     """Offline plan of the stack (no cloud, no Pulumi CLI)."""
-    from infra.program import resolve_code_path
     from infra.runner import PreviewRunner
-    from vpcpeer_orchestration.packaging import build_lambda_zip
+    from vpcpeer_orchestration.packaging import packaged_overrides
 
     started = time.monotonic()
-    runner = PreviewRunner(args.stack, _overrides(args.set))
-    cfg = runner.settings.validated()
-    package = build_lambda_zip(resolve_code_path(cfg))
+    overrides = _overrides(args.set)
+    PreviewRunner(args.stack, overrides).settings.validated()  # a bad value fails before anything is built
+    runner = PreviewRunner(args.stack, packaged_overrides(overrides))
     if not args.json:
-        _progress(f"built {package.path.name} (sha256 {package.sha256[:12]}); evaluating the program ...")
+        _progress("built the analyzer zip; evaluating the program ...")
     result = runner.run()
     if args.json:
         plan = sorted((r.to_json() for r in result.resources if r.custom), key=lambda r: (r["type"], r["name"]))
@@ -84,64 +81,80 @@ def cmd_infra_preview(args: argparse.Namespace) -> int:
 
 def cmd_infra_up(args: argparse.Namespace) -> int:
     """Apply the stack through a runner mode (automation needs the pulumi CLI)."""
-    from infra.program import resolve_code_path
-    from infra.runner import get_runner
-    from vpcpeer_orchestration.packaging import build_lambda_zip
+    from vpcpeer_orchestration.packaging import packaged_overrides
 
+    overrides = packaged_overrides(_overrides(args.set))
     if args.mode == "emulated":
-        from vpcpeer_orchestration.local.stack import rollout
-
-        result = rollout(args.stack, _overrides(args.set), progress=_progress)
+        result = _embedded_stack(args.stack, overrides).rollout(progress=_progress)
     else:
-        runner = get_runner(args.mode, args.stack, _overrides(args.set), action=args.action)
-        build_lambda_zip(resolve_code_path(runner.settings.validated()))
-        result = runner.run()
+        from infra.runner import AutomationRunner
+        from vpcpeer_orchestration.homes import pulumi_backend_url
+
+        result = AutomationRunner(args.stack, overrides, action=args.action, backend_url=pulumi_backend_url()).run()
     print(json.dumps({"mode": result.mode, "stack": result.stack, "changes": dict(result.changes),
                       "outputs": result.public_outputs()}, indent=2, default=str))
     return 0
 
 
-def cmd_local_up(args: argparse.Namespace) -> int:
-    """Start (or find) the local AWS endpoint."""
-    from vpcpeer_orchestration.local import server
+def _local_aws() -> Any:
+    from vpcpeer_orchestration.local.server import LocalAws
 
+    return LocalAws.from_env()
+
+
+def _embedded_stack(stack: str, overrides: dict[str, str] | None = None) -> Any:
+    from vpcpeer_orchestration.local.stack import EmbeddedStack
+
+    return EmbeddedStack(_local_aws(), stack, overrides)
+
+
+def cmd_local_up(args: argparse.Namespace) -> int:
+    """Start (or find) the embedded AWS of this instance."""
+    aws = _local_aws()
     started = time.monotonic()
-    if server.status()["managed"] and not server.running_record():
-        _progress("starting the local AWS (moto server) ...")
-    endpoint = server.endpoint()
-    print(f"local AWS at {endpoint} ({time.monotonic() - started:.1f} s)")
+    if aws.managed and not aws.running():
+        _progress(f"starting the embedded AWS (moto server, state in {aws.home}) ...")
+    endpoint = aws.endpoint()
+    generation = aws.generation()
+    print(f"embedded AWS at {endpoint}{f' (generation {generation})' if generation else ''} "
+          f"({time.monotonic() - started:.1f} s)")
     return 0
 
 
 def cmd_local_status(args: argparse.Namespace) -> int:
-    from vpcpeer_orchestration.local import server
-
-    status = server.status()
+    status = _local_aws().status()
     if args.json:
         print(json.dumps(status, indent=2))
     else:
         state = "running" if status["running"] else "not running"
-        print(f"local AWS: {state}  endpoint={status['endpoint']}  region={status['region']}")
+        print(f"embedded AWS: {state}  endpoint={status['endpoint']}  generation={status['generation']}  "
+              f"home={status['home']}")
     return 0
 
 
 def cmd_local_down(args: argparse.Namespace) -> int:
-    from vpcpeer_orchestration.local import server
-
-    if server.status()["managed"] is False:
+    aws = _local_aws()
+    if not aws.managed:
         print("VPCPEER_AWS_ENDPOINT is set: that endpoint is not managed by vpcpeer; nothing to stop")
         return 0
-    print("stopped the local AWS" if server.stop() else "the local AWS was not running")
+    if args.purge:
+        discarded = aws.purge(tuple(args.forget or ()))
+        print(f"stopped the embedded AWS and discarded its state ({', '.join(discarded) or 'no generation'}); "
+              "the next start begins empty")
+        return 0
+    print(f"stopped the embedded AWS; its state is kept in {aws.home}" if aws.stop()
+          else "the embedded AWS was not running")
     return 0
 
 
 def cmd_local_rollout(args: argparse.Namespace) -> int:
-    """Roll the stack out into the local AWS (idempotent)."""
-    from vpcpeer_orchestration.local.stack import rollout
+    """Roll the stack out into the embedded AWS (idempotent)."""
+    from vpcpeer_orchestration.packaging import packaged_overrides
 
     started = time.monotonic()
-    _progress(f"rolling out stack '{args.stack}' into the local AWS ...")
-    result = rollout(args.stack, _overrides(args.set), progress=None if args.json else _progress)
+    _progress(f"rolling out stack '{args.stack}' into the embedded AWS ...")
+    stack = _embedded_stack(args.stack, packaged_overrides(_overrides(args.set)))
+    result = stack.rollout(progress=None if args.json else _progress)
     if args.json:
         print(json.dumps(result.public_outputs(), indent=2, sort_keys=True))
     else:
@@ -156,14 +169,11 @@ def cmd_local_simulate(args: argparse.Namespace) -> int:
     """Back-fill emulated flow logs and inject scenarios."""
     from datetime import datetime, timedelta, timezone
 
-    from vpcpeer_orchestration.local import server
     from vpcpeer_orchestration.local.flowlogs import FlowLogEmulator, floor_hour
-    from vpcpeer_orchestration.local.stack import service_ports, stack_outputs
 
-    endpoint = server.endpoint()
-    outputs = stack_outputs(args.stack, endpoint)
-    emulator = FlowLogEmulator(lambda service: server.client(service, endpoint), seed=args.seed, scale=args.scale,
-                               service_ports=service_ports(outputs), progress=_progress)
+    stack = _embedded_stack(args.stack)
+    emulator = FlowLogEmulator(stack.clients, seed=args.seed, scale=args.scale, service_ports=stack.service_ports(),
+                               progress=_progress)
     _progress(f"writing flow logs for the last {args.hours} complete hour(s) ...")
     written = emulator.backfill(args.hours)
     last = floor_hour(datetime.now(timezone.utc)) - timedelta(hours=1)
@@ -172,13 +182,15 @@ def cmd_local_simulate(args: argparse.Namespace) -> int:
     for i, name in enumerate(args.scenario or []):
         hour = at - timedelta(hours=i)
         injected[f"{name}@{hour:%Y-%m-%dT%H:00Z}"] = emulator.inject(name, hour)
+    stack.aws.flush()
     summary = {"hours_written": len(written), "records_written": sum(written.values()), "scenarios": injected}
     print(json.dumps(summary, indent=2), flush=True)
     if args.follow:
         _progress("following: writing each hour as it completes (Ctrl-C to stop) ...")
         try:
             while True:
-                emulator.backfill(1)
+                if emulator.backfill(1):
+                    stack.aws.flush()
                 time.sleep(60)
         except KeyboardInterrupt:
             pass
@@ -189,7 +201,7 @@ def cmd_local_alerts(args: argparse.Namespace) -> int:
     """Alerts the topic delivered on the embedded default."""
     from vpcpeer_orchestration.local.alerts import received_alerts
 
-    alerts = received_alerts(args.stack)
+    alerts = received_alerts(_embedded_stack(args.stack))
     if args.json:
         print(json.dumps(alerts, indent=2))
         return 0
@@ -202,9 +214,9 @@ def cmd_local_alerts(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on the embedded default, end to end."""
-    from vpcpeer_orchestration.demo import DEMO_SCENARIOS, run_demo
+    from vpcpeer_orchestration.demo import run_demo
 
-    summary = run_demo(hours=args.hours, scenarios={} if args.no_scenarios else DEMO_SCENARIOS, stack=args.stack)
+    summary = run_demo(hours=args.hours, scenarios={} if args.no_scenarios else None, stack=args.stack)
     if args.json:
         print(json.dumps(summary, indent=2))
     return 0
@@ -240,6 +252,9 @@ def cmd_runs_wait(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
+    from vpcpeer_orchestration.local.flowlogs import MAX_BACKFILL_HOURS
+    from vpcpeer_orchestration.local.scenarios import SCENARIOS
+
     parser = argparse.ArgumentParser(prog="vpcpeer", description="Monitored AWS VPC peering, orchestrated with Dagster.")
     groups = parser.add_subparsers(dest="group", required=True)
 
@@ -257,20 +272,22 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--action", choices=("up", "preview", "destroy"), default="up", help="automation action (default: up)")
     up.set_defaults(func=cmd_infra_up)
 
-    local = groups.add_parser("local", help="the embedded default: local AWS and flow-log emulator").add_subparsers(
+    local = groups.add_parser("local", help="the embedded default: embedded AWS and flow-log emulator").add_subparsers(
         dest="command", required=True)
-    local.add_parser("up", help="start (or find) the local AWS endpoint").set_defaults(func=cmd_local_up)
-    status = local.add_parser("status", help="where the local AWS is and whether it answers")
+    local.add_parser("up", help="start (or find) the embedded AWS").set_defaults(func=cmd_local_up)
+    status = local.add_parser("status", help="where the embedded AWS is and whether it answers")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_local_status)
-    rollout = local.add_parser("rollout", parents=[stack_args], help="create the stack in the local AWS (idempotent)")
+    rollout = local.add_parser("rollout", parents=[stack_args], help="create the stack in the embedded AWS (idempotent)")
     rollout.add_argument("--json", action="store_true", help="print the stack outputs as JSON")
     rollout.set_defaults(func=cmd_local_rollout)
     simulate = local.add_parser("simulate", help="write emulated flow logs, optionally with scenarios")
     simulate.add_argument("--stack", default="dev")
-    simulate.add_argument("--hours", type=int, default=24, help="complete past hours to back-fill (default 24, max 335)")
-    simulate.add_argument("--scenario", action="append", choices=sorted(SCENARIO_NAMES),
-                          help="inject a scenario (repeatable: the first goes into --at, the next an hour earlier, ...)")
+    simulate.add_argument("--hours", type=int, default=24,
+                          help=f"complete past hours to back-fill (default 24, max {MAX_BACKFILL_HOURS})")
+    simulate.add_argument("--scenario", action="append", choices=list(SCENARIOS), metavar="NAME",
+                          help="inject a scenario (repeatable: the first goes into --at, the next an hour earlier, ...): "
+                               + "; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values()))
     simulate.add_argument("--at", help="UTC hour for the first scenario, ISO 8601 (default: the last complete hour)")
     simulate.add_argument("--seed", type=int, default=42)
     simulate.add_argument("--scale", type=float, default=1.0, help="volume multiplier (1.0 ~ 10,000 records/day per VPC)")
@@ -280,7 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("--stack", default="dev")
     alerts.add_argument("--json", action="store_true")
     alerts.set_defaults(func=cmd_local_alerts)
-    local.add_parser("down", help="stop the local AWS").set_defaults(func=cmd_local_down)
+    down = local.add_parser("down", help="stop the embedded AWS (its state is kept unless --purge)")
+    down.add_argument("--purge", action="store_true",
+                      help="also discard its state (stack, flow logs, alerts): the one way to throw it away")
+    down.add_argument("--forget", action="append", metavar="GENERATION",
+                      help="with --purge: also record a generation lost otherwise (named by the error that "
+                           "refused to build on it)")
+    down.set_defaults(func=cmd_local_down)
 
     demo = groups.add_parser("demo", help="the main job on the embedded default, end to end")
     demo.add_argument("--hours", type=int, default=24, help="hours of flow logs to simulate and analyse (default 24)")

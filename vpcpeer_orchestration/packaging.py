@@ -10,8 +10,10 @@ import hashlib
 import io
 import os
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lambda_pkg
 
@@ -76,3 +78,10 @@ def source_digest(package_dir: Path = PACKAGE_DIR) -> str:
     for name, path in package_files(package_dir):
         digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def packaged_overrides(overrides: Mapping[str, Any] | None = None, destination: Path = DEFAULT_ZIP_PATH) -> dict[str, Any]:
+    """Build the zip and point the stack's ``lambda_zip_path`` at it: the one "build, then run
+    the program" step of every command that evaluates the Pulumi program."""
+    package = build_lambda_zip(destination)
+    return {**(overrides or {}), "lambda_zip_path": str(package.path)}

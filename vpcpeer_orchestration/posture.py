@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.config import StackConfig
+from lambda_pkg.constants import VPC_A, VPC_B, VPC_SLUGS
 
 Finding = tuple[bool, dict[str, Any]]
 
@@ -12,7 +13,7 @@ Finding = tuple[bool, dict[str, Any]]
 def declared_rules(cfg: StackConfig) -> dict[str, set[tuple[str, int, str]]]:
     """(direction, port, cidr) per VPC label, as the security-group component declares them."""
     result = {}
-    for label, peer in (("VPC-A", "VPC-B"), ("VPC-B", "VPC-A")):
+    for label, peer in ((VPC_A, VPC_B), (VPC_B, VPC_A)):
         peer_cidr = cfg.cidr(peer)
         result[label] = {("in", p, peer_cidr) for p in cfg.allowed_ports(label)} | {
             ("out", p, peer_cidr) for p in cfg.allowed_ports(peer)}
@@ -41,7 +42,7 @@ def peering_active(ec2: Any, outputs: dict[str, Any]) -> Finding:
 
 def rules_match(ec2: Any, outputs: dict[str, Any], cfg: StackConfig) -> Finding:
     expected = declared_rules(cfg)
-    groups = {"VPC-A": outputs["vpc_a_security_group_id"], "VPC-B": outputs["vpc_b_security_group_id"]}
+    groups = {label: outputs[f"{slug}_security_group_id"] for label, slug in VPC_SLUGS.items()}
     drift = {}
     for label, group in groups.items():
         actual = actual_rules(ec2, group)

@@ -15,18 +15,28 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
+def private_env(dagster_home: Path) -> dict[str, str]:
+    """An environment whose Dagster instance (and so embedded AWS) is ``dagster_home``'s."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    for name in ("VPCPEER_HOME", "VPCPEER_AWS_ENDPOINT"):
+        env.pop(name, None)
+    return env
+
+
+def stop_embedded_aws(env: dict[str, str]) -> None:
+    subprocess.run([str(BIN / "vpcpeer"), "local", "down"], env=env, capture_output=True, timeout=120)
+    record = Path(env["DAGSTER_HOME"]) / "embedded-aws" / "server.json"
+    assert not record.exists(), "the embedded AWS was left running"
+
+
 @pytest.fixture
 def homes(tmp_path):
-    """Private DAGSTER_HOME (with the checked-in dagster.yaml) and VPCPEER_HOME."""
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    shutil.copy(REPO / "dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "VPCPEER_HOME": str(tmp_path / "vpcpeer_home")}
-    env.pop("VPCPEER_AWS_ENDPOINT", None)
+    """A private DAGSTER_HOME (with the checked-in dagster.yaml); its embedded AWS lives under it."""
+    env = private_env(tmp_path / "dagster_home")
     yield env
-    subprocess.run([str(BIN / "vpcpeer"), "local", "down"], env=env, capture_output=True, timeout=60)
-    record = Path(env["VPCPEER_HOME"]) / "moto" / "server.json"
-    assert not record.exists(), "the local AWS was left running"
+    stop_embedded_aws(env)
 
 
 def default_signals() -> None:

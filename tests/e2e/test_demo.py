@@ -1,36 +1,89 @@
-"""`vpcpeer demo` as a user runs it, twice: anomalies alerted once, normal hours quiet."""
+"""`vpcpeer demo` as a user runs it: twice, across a crash of the embedded AWS, and in two
+checkouts (two instances) at the same time."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
-from tests.e2e.conftest import BIN, REPO
+from tests.e2e.conftest import BIN, REPO, private_env, stop_embedded_aws
+
+HOURS = "6"
+
+
+def wait_for_a_quiet_hour() -> None:
+    """Runs that must see the same "last N hours" do not straddle an hour boundary."""
+    now = datetime.now(timezone.utc)
+    if now.minute >= 55:
+        time.sleep((60 - now.minute) * 60 - now.second + 5)
+
+
+def demo_command(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([str(BIN / "vpcpeer"), "demo", "--hours", HOURS, "--json"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(process: subprocess.Popen) -> dict:
+    stdout, stderr = process.communicate(timeout=900)
+    assert process.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    assert "[5/5] report" in stdout and "Dagster instance:" in stdout
+    return json.loads(stdout[stdout.index("\n{") + 1:])
 
 
 def demo(env: dict[str, str]) -> dict:
-    done = subprocess.run([str(BIN / "vpcpeer"), "demo", "--hours", "6", "--json"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "[5/5] report" in done.stdout and "Dagster instance:" in done.stdout
-    return json.loads(done.stdout[done.stdout.index("\n{") + 1:])
+    return finish(demo_command(env))
 
 
-def test_demo_twice_alerts_each_anomaly_once(homes) -> None:
-    now = datetime.now(timezone.utc)
-    if now.minute >= 57:  # both runs must see the same "last 6 hours"
-        time.sleep((60 - now.minute) * 60 - now.second + 5)
+def reports(env: dict[str, str]) -> dict[str, tuple[int, str]]:
+    """Every stored report file with its modification time and content."""
+    root = Path(env["DAGSTER_HOME"]) / "storage" / "vpcpeer" / "traffic_analysis"
+    return {p.name: (p.stat().st_mtime_ns, p.read_text()) for p in sorted(root.glob("*.json"))}
+
+
+def test_demo_twice_across_a_crash_alerts_each_anomaly_once_and_rewrites_nothing(homes) -> None:
+    wait_for_a_quiet_hour()
     first = demo(homes)
     hours = first["hours"]
-    assert len(hours) == 6
+    assert len(hours) == int(HOURS) and first["hours_analysed"] == int(HOURS)
     scanned = [h for h, v in hours.items() if any(a.startswith("port_scan") for a in v["anomalies"])]
     assert len(scanned) == 1
     assert all(v["anomalies"] == [] for h, v in hours.items() if h not in scanned)
+    assert all(v["expected_requests"] == 417 for v in hours.values())
     assert first["alerts_sent"] >= 1 and first["alerts_received"] == first["alert_messages"] >= 1
+    assert Path(first["embedded_aws_home"]) == Path(homes["DAGSTER_HOME"]) / "embedded-aws"
+    stored = reports(homes)
+    assert len(stored) == int(HOURS)
 
+    # The embedded AWS dies without warning; the next demo finds everything as it was.
+    record = json.loads((Path(first["embedded_aws_home"]) / "server.json").read_text())
+    os.killpg(record["pid"], signal.SIGKILL)
     second = demo(homes)
-    assert second["alerts_sent"] == 0 and second["alert_messages"] == 0
-    assert second["alerts_received"] == first["alerts_received"]  # nothing new reached the inbox
+    assert second["generation"] == first["generation"]
+    assert second["hours_analysed"] == 0 and second["alerts_sent"] == 0 and second["alert_messages"] == 0
+    assert second["alerts_received"] == first["alerts_received"]  # the inbox survived, nothing new reached it
+    assert second["hours"] == first["hours"]
+    assert reports(homes) == stored  # no report rewritten
     assert second["dagster_home"] == first["dagster_home"]
+
+
+def test_two_checkouts_run_the_demo_at_once_each_with_its_own_embedded_aws(tmp_path) -> None:
+    envs = [private_env(tmp_path / f"checkout-{i}" / "dagster_home") for i in (1, 2)]
+    try:
+        wait_for_a_quiet_hour()
+        running = [demo_command(env) for env in envs]
+        one, two = (finish(p) for p in running)
+        assert one["generation"] != two["generation"]
+        assert one["embedded_aws_home"] != two["embedded_aws_home"]
+        for summary in (one, two):
+            assert summary["hours_analysed"] == int(HOURS)
+            assert summary["alerts_received"] == summary["alert_messages"] >= 1  # only its own alerts
+        endpoints = {json.loads((Path(s["embedded_aws_home"]) / "server.json").read_text())["port"] for s in (one, two)}
+        assert len(endpoints) == 2
+    finally:
+        for env in envs:
+            stop_embedded_aws(env)

@@ -1,46 +1,52 @@
-"""The Dagster graph materialised against the moto server: rollout with posture checks, the
-hourly chain, idempotent alerts and metrics, single-run ranges, sensors and failures."""
+"""The Dagster graph of the embedded target against a real embedded AWS: rollout with posture
+checks, the hourly chain (the flow-log emulator's step included), idempotent alerts and
+metrics, single-run ranges, sensors, failures, and state that must not be silently replaced."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from vpcpeer_orchestration.assets.stack import network_stack
-from vpcpeer_orchestration.assets.traffic import anomaly_alerts, traffic_analysis, traffic_anomalies, traffic_metrics
-from vpcpeer_orchestration.definitions import defs
-from vpcpeer_orchestration.io import PartitionedJsonIOManager
-from vpcpeer_orchestration.local import server
+from lambda_pkg.constants import METRIC_NAMESPACE
+from vpcpeer_orchestration.definitions import build_definitions
 from vpcpeer_orchestration.local.alerts import received_alerts
 from vpcpeer_orchestration.local.flowlogs import FlowLogEmulator, floor_hour
-from vpcpeer_orchestration.local.stack import service_ports, stack_outputs
-from vpcpeer_orchestration.resources import build_resources
+from vpcpeer_orchestration.local.server import LocalAws
+from vpcpeer_orchestration.local.stack import EmbeddedStack
 from vpcpeer_orchestration.sensors import alarm_state_sensor, analysis_failure_sensor, stack_drift_sensor
 
 LAST = floor_hour(datetime.now(timezone.utc)) - timedelta(hours=1)
 SCAN_HOUR = LAST - timedelta(hours=1)
 KEY = SCAN_HOUR.strftime("%Y-%m-%d-%H:00")
-CHAIN = [traffic_analysis, traffic_anomalies, anomaly_alerts, traffic_metrics]
+CHAIN_ASSETS = {"traffic_analysis", "traffic_anomalies", "anomaly_alerts", "traffic_metrics"}
+
+
+def key_of(hour: datetime) -> str:
+    return hour.strftime("%Y-%m-%d-%H:00")
 
 
 @pytest.fixture(scope="module")
-def env(local_aws, tmp_path_factory):
-    resources = {**build_resources(), "reports_io_manager": PartitionedJsonIOManager(
-        location=str(tmp_path_factory.mktemp("reports")))}
+def env(local_aws):
     instance = dg.DagsterInstance.ephemeral()
-    package = defs.resolve_assets_def("lambda_package")
-    rollout = dg.materialize([package, network_stack], resources=resources, instance=instance)
-    emulator = FlowLogEmulator(lambda s: server.client(s), service_ports=service_ports(stack_outputs("dev")))
-    emulator.inject("port-scan", SCAN_HOUR)
-    return {"resources": resources, "instance": instance, "rollout": rollout}
+    defs = build_definitions("embedded", {"VPCPEER_HOME": str(local_aws.home)})
+    rollout = defs.resolve_job_def("rollout_job").execute_in_process(instance=instance)
+    stack = EmbeddedStack(local_aws, "dev")
+    FlowLogEmulator(stack.clients, service_ports=stack.service_ports()).inject("port-scan", SCAN_HOUR)
+    return {"defs": defs, "instance": instance, "rollout": rollout, "stack": stack, "aws": local_aws}
 
 
 def chain(env, partition_key: str) -> dg.ExecuteInProcessResult:
-    return dg.materialize(CHAIN, partition_key=partition_key, resources=env["resources"], instance=env["instance"],
-                          raise_on_error=False)
+    return env["defs"].resolve_job_def("traffic_analysis_job").execute_in_process(
+        partition_key=partition_key, instance=env["instance"], raise_on_error=False)
+
+
+def sensor_resources(env) -> dict:
+    return {"stack": env["defs"].resources["stack"]}
 
 
 def test_rollout_materialises_the_stack_and_its_posture_checks_pass(env) -> None:
@@ -52,6 +58,30 @@ def test_rollout_materialises_the_stack_and_its_posture_checks_pass(env) -> None
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {"peering_active": True, "flow_logs_active": True, "rules_match_declared_ports": True,
                       "default_groups_empty": True}
+    metadata = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert metadata["peered_vpcs"]["aws_generation"].value == env["aws"].generation()
+
+
+def test_the_rollout_deploys_the_zip_lambda_package_built(env) -> None:
+    import base64
+
+    package = env["rollout"].asset_value("lambda_package")
+    outputs = env["stack"].outputs()
+    function = env["stack"].clients("lambda").get_function_configuration(FunctionName=outputs["lambda_function_name"])
+    assert base64.b64decode(function["CodeSha256"]).hex() == package["sha256"]
+    assert outputs["lambda_code_sha256"] == function["CodeSha256"]
+
+
+def test_the_flow_log_emulator_runs_as_its_own_step_and_writes_each_hour_once(env) -> None:
+    hour = LAST - timedelta(hours=12)
+    first = chain(env, key_of(hour))
+    assert first.success
+    [event] = [e for e in first.get_asset_materialization_events() if e.asset_key == dg.AssetKey("flow_log_records")]
+    assert event.materialization.metadata["records_written"].value > 500
+    again = chain(env, key_of(hour))
+    [event] = [e for e in again.get_asset_materialization_events() if e.asset_key == dg.AssetKey("flow_log_records")]
+    assert event.materialization.metadata["records_written"].value == 0
+    assert again.asset_value("traffic_analysis")["vpcs"] == first.asset_value("traffic_analysis")["vpcs"]
 
 
 def test_a_port_scan_hour_fails_its_check_and_alerts_once(env) -> None:
@@ -59,12 +89,15 @@ def test_a_port_scan_hour_fails_its_check_and_alerts_once(env) -> None:
     assert first.success
     report = first.asset_value("traffic_analysis")
     assert report["window"]["start"].startswith(SCAN_HOUR.strftime("%Y-%m-%dT%H"))
+    assert "anomalies" not in report  # detection is traffic_anomalies' step
+    [scan] = [a for a in first.asset_value("traffic_anomalies") if a["type"] == "port_scan"]
+    assert scan["evidence"]["source"].startswith("198.51.100.")
     checks = {c.check_name: c for c in first.get_asset_check_evaluations()}
     assert checks["no_port_scan"].passed is False and checks["no_port_scan"].severity == dg.AssetCheckSeverity.ERROR
     assert checks["no_traffic_spike"].passed is True
     alerts = first.asset_value("anomaly_alerts")
     assert alerts["sent"] == 1 and alerts["message_id"]
-    inbox = [a for a in received_alerts() if KEY in a["message"]]
+    inbox = [a for a in received_alerts(env["stack"]) if KEY in a["message"]]
     assert len(inbox) == 1 and f"run_id={first.run_id}" in inbox[0]["message"] and "stack=dev" in inbox[0]["message"]
     assert first.asset_value("traffic_metrics")["published"] is True
 
@@ -72,15 +105,13 @@ def test_a_port_scan_hour_fails_its_check_and_alerts_once(env) -> None:
     assert again.success
     assert again.asset_value("anomaly_alerts")["sent"] == 0
     assert again.asset_value("traffic_metrics")["published"] is False
-    assert len([a for a in received_alerts() if KEY in a["message"]]) == 1
+    assert len([a for a in received_alerts(env["stack"]) if KEY in a["message"]]) == 1
 
 
 def test_a_range_of_hours_runs_once_with_metadata_per_partition(env) -> None:
-    first, last = (LAST - timedelta(hours=4)).strftime("%Y-%m-%d-%H:00"), LAST.strftime("%Y-%m-%d-%H:00")
-    job = defs.resolve_job_def("traffic_analysis_job")
-    result = job.execute_in_process(
-        instance=env["instance"], resources=env["resources"],
-        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+    first, last = key_of(LAST - timedelta(hours=4)), key_of(LAST)
+    result = env["defs"].resolve_job_def("traffic_analysis_job").execute_in_process(
+        instance=env["instance"], tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
     )
     assert result.success
     reports = result.asset_value("traffic_analysis")
@@ -94,15 +125,14 @@ def test_a_range_of_hours_runs_once_with_metadata_per_partition(env) -> None:
 
 
 def test_stack_drift_sensor_requests_a_rollout_on_drift(env) -> None:
-    resources = {k: env["resources"][k] for k in ("aws", "stack")}
-    with dg.build_sensor_context(resources=resources, instance=env["instance"]) as context:
+    with dg.build_sensor_context(resources=sensor_resources(env), instance=env["instance"]) as context:
         assert isinstance(stack_drift_sensor(context), dg.SkipReason)
-    ec2 = server.client("ec2")
-    group = stack_outputs("dev")["vpc_b_security_group_id"]
+    ec2 = env["stack"].clients("ec2")
+    group = env["stack"].outputs()["vpc_b_security_group_id"]
     ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[{
         "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
     try:
-        with dg.build_sensor_context(resources=resources, instance=env["instance"]) as context:
+        with dg.build_sensor_context(resources=sensor_resources(env), instance=env["instance"]) as context:
             request = stack_drift_sensor(context)
         assert isinstance(request, dg.RunRequest) and "rules_match_declared_ports" in request.tags["vpcpeer/drift"]
     finally:
@@ -112,24 +142,24 @@ def test_stack_drift_sensor_requests_a_rollout_on_drift(env) -> None:
 
 
 def test_alarm_state_sensor_records_changes_only(env) -> None:
-    resources = {k: env["resources"][k] for k in ("aws", "stack")}
-    cloudwatch = server.client("cloudwatch")
-    cloudwatch.set_alarm_state(AlarmName="vpcpeer-dev-vpc-a-high-rejected-connections", StateValue="ALARM",
-                               StateReason="test")
-    with dg.build_sensor_context(resources=resources, instance=env["instance"]) as context:
+    prefix = env["stack"].config.prefix
+    env["stack"].clients("cloudwatch").set_alarm_state(AlarmName=f"{prefix}-vpc-a-high-rejected-connections",
+                                                       StateValue="ALARM", StateReason="test")
+    with dg.build_sensor_context(resources=sensor_resources(env), instance=env["instance"]) as context:
         result = alarm_state_sensor(context)
         assert isinstance(result, dg.SensorResult)
         [observation] = result.asset_events
-        assert observation.metadata["alarms_firing"].value == ["vpcpeer-dev-vpc-a-high-rejected-connections"]
+        assert observation.metadata["alarms_firing"].value == [f"{prefix}-vpc-a-high-rejected-connections"]
         assert isinstance(alarm_state_sensor(context), dg.SkipReason)  # same state: nothing new
 
 
 def test_a_failed_analysis_fails_the_partition_and_publishes_nothing(env) -> None:
-    outputs = stack_outputs("dev")
-    logs = server.client("logs")
+    stack = env["stack"]
+    outputs = stack.outputs()
+    logs = stack.clients("logs")
     hour = LAST - timedelta(hours=8)
-    key = hour.strftime("%Y-%m-%d-%H:00")
-    FlowLogEmulator(lambda s: server.client(s), service_ports=service_ports(outputs)).ensure_hours([hour])
+    key = key_of(hour)
+    FlowLogEmulator(stack.clients, service_ports=stack.service_ports()).ensure_hours([hour])
     logs.delete_log_group(logGroupName=outputs["vpc_b_log_group_name"])
     try:
         result = chain(env, key)
@@ -139,27 +169,64 @@ def test_a_failed_analysis_fails_the_partition_and_publishes_nothing(env) -> Non
     failure = [e for e in result.all_events if e.is_step_failure]
     assert failure and "ResourceNotFoundException" in str(failure[0].event_specific_data.error.message)
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert materialized == set()
-    metrics = server.client("cloudwatch").get_metric_statistics(
-        Namespace="VPCPeer/Traffic", MetricName="TotalRequests", Dimensions=[{"Name": "VPC", "Value": "VPC-A"}],
+    assert materialized & CHAIN_ASSETS == set()
+    metrics = stack.clients("cloudwatch").get_metric_statistics(
+        Namespace=METRIC_NAMESPACE, MetricName="TotalRequests", Dimensions=[{"Name": "VPC", "Value": "VPC-A"}],
         StartTime=hour, EndTime=hour + timedelta(minutes=1), Period=60, Statistics=["SampleCount"])
     assert metrics["Datapoints"] == []
 
     # The failure sensor turns the failed run into an alert.
     run = env["instance"].get_run_by_id(result.run_id)
     failure_event = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
-    resources = {k: env["resources"][k] for k in ("aws", "stack")}
     with dg.build_run_status_sensor_context(
             sensor_name="analysis_failure_sensor", dagster_event=failure_event, dagster_instance=env["instance"],
-            dagster_run=run, resources=resources) as status_context:
+            dagster_run=run, resources=sensor_resources(env)) as status_context:
         analysis_failure_sensor(status_context.for_run_failure())
-    [alert] = [a for a in received_alerts() if result.run_id in a["message"]]
+    [alert] = [a for a in received_alerts(stack) if result.run_id in a["message"]]
     assert alert["subject"].endswith("failed") and key in alert["message"]
 
 
 def test_hours_older_than_the_logs_kept_fail_instead_of_reporting_zeros(env) -> None:
-    old = (LAST - timedelta(days=20)).strftime("%Y-%m-%d-%H:00")
-    result = chain(env, old)
+    result = chain(env, key_of(LAST - timedelta(days=20)))
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "older than the flow logs kept" in failure.event_specific_data.error.message
+
+
+def test_a_lost_embedded_aws_is_never_silently_replaced(tmp_path) -> None:
+    """State lost by accident (the whole home deleted): no second stack, no overwritten report."""
+    home = tmp_path / "embedded-aws"
+    aws = LocalAws(home)
+    instance = dg.DagsterInstance.ephemeral()
+    defs = build_definitions("embedded", {"VPCPEER_HOME": str(home)})
+    try:
+        assert defs.resolve_job_def("rollout_job").execute_in_process(instance=instance).success
+        old = aws.generation()
+        hour = key_of(LAST - timedelta(hours=3))
+        analysed = defs.resolve_job_def("traffic_analysis_job").execute_in_process(partition_key=hour, instance=instance)
+        stored = analysed.asset_value("traffic_analysis")
+        aws.stop()
+        shutil.rmtree(home)
+
+        refused = defs.resolve_job_def("rollout_job").execute_in_process(instance=instance, raise_on_error=False)
+        assert not refused.success
+        message = next(e for e in refused.all_events if e.is_step_failure).event_specific_data.error.message
+        assert old in message and f"--purge --forget {old}" in message
+        assert EmbeddedStack(aws, "dev").clients("ec2").describe_vpcs(
+            Filters=[{"Name": "tag:Project", "Values": ["vpcpeer"]}])["Vpcs"] == []  # no second VPC pair
+
+        # A stack rolled out outside Dagster (the CLI) does not let the analysis overwrite the report.
+        EmbeddedStack(aws, "dev").rollout()
+        again = defs.resolve_job_def("traffic_analysis_job").execute_in_process(
+            partition_key=hour, instance=instance, raise_on_error=False)
+        assert not again.success
+        failure = next(e for e in again.all_events if e.is_step_failure).event_specific_data.error.message
+        assert "overwrite" in failure and old in failure
+        loaded = defs.load_asset_value("traffic_analysis", partition_key=hour, instance=instance)
+        assert json.dumps(loaded, sort_keys=True) == json.dumps(stored, sort_keys=True)
+
+        # Accepting the loss on purpose lets both run again.
+        aws.purge(forget=(old,))
+        assert defs.resolve_job_def("rollout_job").execute_in_process(instance=instance).success
+    finally:
+        aws.stop()

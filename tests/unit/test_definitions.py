@@ -8,7 +8,10 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from vpcpeer_orchestration.definitions import defs
+from vpcpeer_orchestration.definitions import build_definitions
+from vpcpeer_orchestration.resources import InvalidTarget
+
+defs = build_definitions("embedded")
 
 NET, TRAFFIC = "network", "traffic"
 OWNERS = ["team:network-security"]
@@ -86,23 +89,97 @@ def test_jobs_and_sensors_are_registered() -> None:
     assert {s.name for s in defs.sensors} == {"analysis_failure_sensor", "stack_drift_sensor", "alarm_state_sensor"}
 
 
-def test_lambda_package_materializes_with_its_hash() -> None:
-    result = dg.materialize([defs.resolve_assets_def("lambda_package")])
+def test_lambda_package_materializes_with_its_hash(tmp_path) -> None:
+    from vpcpeer_orchestration.assets.package import lambda_package_asset
+    from vpcpeer_orchestration.io import LocalJsonIOManager
+
+    result = dg.materialize([lambda_package_asset()],
+                            resources={"reports_io_manager": LocalJsonIOManager(location=str(tmp_path))})
     assert result.success
     [event] = result.get_asset_materialization_events()
     metadata = event.materialization.metadata
     assert len(metadata["sha256"].value) == 64
     assert metadata["size_bytes"].value > 0
+    value = result.asset_value("lambda_package")
+    assert value["sha256"] == metadata["sha256"].value and value["path"].endswith("lambda_pkg.zip")
+
+
+HEAVY = ("pulumi", "pulumi_aws", "moto", "boto3", "botocore", "dagster_aws")
+
+
+def _probe(code: str, env: dict[str, str] | None = None) -> str:
+    import os
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, **(env or {})})
+    return done.stdout.strip()
 
 
 def test_loading_the_code_location_imports_no_heavy_modules() -> None:
     probe = (
-        "import sys, vpcpeer_orchestration.definitions as d; "
-        "heavy = [m for m in ('pulumi', 'pulumi_aws', 'moto', 'boto3') if m in sys.modules]; "
-        "print(','.join(heavy))"
+        "import sys, vpcpeer_orchestration.definitions as d; d.defs(); "
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == ""
+    assert _probe(probe) == ""
+
+
+def test_importing_the_definitions_reads_no_environment_variable_and_installs_no_warnings_filter() -> None:
+    # Every read of os.environ made directly by vpcpeer's own code is recorded with its key.
+    probe = (
+        "import os, sys, warnings, pathlib\n"
+
+        "reads = []\n"
+        "original = os._Environ.__getitem__\n"
+        "def spy(self, key):\n"
+        "    frame = sys._getframe(1)\n"
+        "    while frame is not None and frame.f_globals.get('__name__') in ('os', '_collections_abc', 'collections.abc'):\n"
+        "        frame = frame.f_back\n"
+        "    name = frame.f_globals.get('__name__', '') if frame is not None else ''\n"
+        "    if name.split('.')[0] in ('vpcpeer_orchestration', 'infra', 'lambda_pkg'):\n"
+        "        reads.append((name, key))\n"
+        "    return original(self, key)\n"
+        "os._Environ.__getitem__ = spy\n"
+        "import dagster\n"
+        "before = list(warnings.filters)\n"
+        "import vpcpeer_orchestration.definitions\n"
+        "print(reads, list(warnings.filters) == before)\n"
+    )
+    assert _probe(probe, {"VPCPEER_TARGET": "embedded", "VPCPEER_STACK": "dev"}) == "[] True"
+
+
+def test_the_aws_target_has_the_same_graph_with_flow_logs_written_by_aws() -> None:
+    aws = build_definitions("aws")
+    graph = aws.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(SNAPSHOT)
+    assert not graph.get(dg.AssetKey("flow_log_records")).is_materializable
+    assert graph.get(dg.AssetKey("flow_log_records")).group_name == TRAFFIC
+    assert "flow_log_records" not in {n.name for n in aws.resolve_job_def("traffic_analysis_job").nodes}
+    assert "flow_log_records" in {n.name for n in defs.resolve_job_def("traffic_analysis_job").nodes}
+    resources = aws.resources
+    assert type(resources["stack"]).__name__ == "PulumiStackResource"
+    assert type(resources["analyzer"]).__name__ == "LambdaAnalyzerResource"
+
+
+def test_the_aws_target_never_imports_the_emulator() -> None:
+    probe = (
+        "import sys; from vpcpeer_orchestration.definitions import build_definitions; build_definitions('aws'); "
+        "print(sorted(m for m in sys.modules if m.startswith(('vpcpeer_orchestration.local', 'moto'))))"
+    )
+    assert _probe(probe) == "[]"
+
+
+def test_an_unknown_target_is_refused_with_the_choices() -> None:
+    import pytest
+
+    with pytest.raises(InvalidTarget, match="VPCPEER_TARGET='gcp'.*embedded, aws"):
+        build_definitions("gcp")
+
+
+def test_jobs_select_by_group() -> None:
+    rollout = {n.name for n in defs.resolve_job_def("rollout_job").nodes}
+    assert rollout == {"lambda_package", "network_stack"}
+    analysis = {n.name for n in defs.resolve_job_def("traffic_analysis_job").nodes}
+    assert analysis == {"flow_log_records", "traffic_analysis", "traffic_anomalies", "anomaly_alerts", "traffic_metrics"}
 
 
 def test_dagster_definitions_validate_passes() -> None:
@@ -113,3 +190,10 @@ def test_dagster_definitions_validate_passes() -> None:
                           cwd=repo, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Validation successful for code location vpcpeer" in done.stderr + done.stdout
+
+
+def test_the_embedded_aws_modules_import_no_pulumi() -> None:
+    modules = ["server", "stack", "alerts", "layout", "flowlogs", "scenarios"]
+    probe = (f"import sys, importlib; [importlib.import_module('vpcpeer_orchestration.local.' + m) for m in {modules!r}]; "
+             "print([m for m in ('pulumi', 'pulumi_aws', 'infra.runner', 'infra.emulation') if m in sys.modules])")
+    assert _probe(probe) == "[]"

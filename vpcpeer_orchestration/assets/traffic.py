@@ -1,4 +1,4 @@
-"""Hourly traffic analysis: report -> anomalies (with checks) -> alerts and metrics.
+"""Hourly traffic analysis: flow-log records -> report -> anomalies (with checks) -> alerts and metrics.
 
 Every asset here handles a range of hourly partitions in one run (single-run backfills):
 values are ``{partition_key: value}`` for ranges and the bare value for one partition.
@@ -6,32 +6,44 @@ values are ``{partition_key: value}`` for ranges and the bare value for one part
 
 import json
 import warnings
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import dagster as dg
 
-from lambda_pkg.detect import ANOMALY_SEVERITY, HIGH
-from vpcpeer_orchestration.partitions import hourly_partitions
-from vpcpeer_orchestration.resources import AnalysisFailed, AnalyzerResource, AwsResource, FlowLogSourceResource, StackResource
+from lambda_pkg.constants import VPC_SLUGS
+from lambda_pkg.detect import ANOMALY_SEVERITY, HIGH, detect_anomalies
+from lambda_pkg.settings import Thresholds
+from vpcpeer_orchestration.assets.groups import OWNERS, TRAFFIC_GROUP
+from vpcpeer_orchestration.assets.stack import FLOW_LOG_PIPELINE
+from vpcpeer_orchestration.continuity import GENERATION_KEY, refuse_if_lost
+from vpcpeer_orchestration.partitions import HOURLY
+from vpcpeer_orchestration.resources import AnalysisFailed, AnalyzerResource, FlowLogSourceResource, StackResource
 
-# Single-run backfills are a beta parameter in this Dagster release; tests pin the behaviour.
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
-
-OWNERS = ["team:network-security"]
-GROUP = "traffic"
-HOURLY = hourly_partitions()
+FLOW_LOG_RECORDS = dg.AssetKey("flow_log_records")
+TRAFFIC_ANALYSIS = dg.AssetKey("traffic_analysis")
+TRAFFIC_ANOMALIES = dg.AssetKey("traffic_anomalies")
+ANOMALY_ALERTS = dg.AssetKey("anomaly_alerts")
 # A stalled pipeline is visible: warn when the analysis is 2 hours old, fail at 3.
 FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=3), warn_window=timedelta(hours=2))
+# Whole-step retries for transient failures only (throttling past botocore's own retries,
+# query deadlines); anything else fails at once with allow_retries=False.
 RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
-SINGLE_RUN = dg.BackfillPolicy.single_run()
 
-flow_log_records = dg.AssetSpec(
-    "flow_log_records", group_name=GROUP, kinds={"aws", "cloudwatch"}, owners=OWNERS, partitions_def=HOURLY,
-    deps=["flow_log_pipeline"],
-    description="VPC Flow Logs records of both VPCs for the hour, written into the log groups by AWS "
-                "(by the flow-log emulator on the embedded default). Not materialised by Dagster.",
-)
+
+def hourly_asset(**kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """``@dg.asset`` of the hourly chain: UTC hours, single-run backfills, the traffic group.
+
+    ``backfill_policy`` is a beta parameter in this Dagster release; its warning is silenced
+    for these definitions only (tests pin the behaviour), never process-wide.
+    """
+    def decorate(fn: Callable[..., Any]) -> dg.AssetsDefinition:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=dg.BetaWarning)
+            return dg.asset(partitions_def=HOURLY, backfill_policy=dg.BackfillPolicy.single_run(),
+                            group_name=TRAFFIC_GROUP, owners=OWNERS, **kwargs)(fn)
+    return decorate
 
 
 def windows(context: dg.AssetExecutionContext) -> list[tuple[str, datetime, datetime]]:
@@ -53,12 +65,25 @@ def result_value(values: dict[str, Any]) -> Any:
     return values if len(values) > 1 else next(iter(values.values()))
 
 
+# -- flow_log_records: written by the VPC Flow Logs service (embedded: assets/emulator.py) ---
+
+FLOW_LOG_RECORDS_DESCRIPTION = "VPC Flow Logs records of both VPCs for the hour, in the stack's flow-log groups. "
+
+flow_log_records_written_by_aws = dg.AssetSpec(
+    FLOW_LOG_RECORDS, group_name=TRAFFIC_GROUP, kinds={"aws", "cloudwatch"}, owners=OWNERS, partitions_def=HOURLY,
+    deps=[FLOW_LOG_PIPELINE],
+    description=FLOW_LOG_RECORDS_DESCRIPTION + "Written by the VPC Flow Logs service; not materialised by Dagster.",
+)
+
+
+# -- traffic_analysis -------------------------------------------------------------------
+
 def report_metadata(report: dict[str, Any]) -> dict[str, Any]:
     """Numeric metadata per VPC (plotted across partitions in the UI) and a top-talkers table."""
-    metadata: dict[str, Any] = {"engine": report["engine"], "anomalies": len(report["anomalies"])}
+    metadata: dict[str, Any] = {"engine": report["engine"]}
     rows = []
     for label, vpc in report["vpcs"].items():
-        slug = label.lower().replace("-", "_")
+        slug = VPC_SLUGS[label]
         for field in ("total_requests", "total_bytes", "rejected_connections", "external_traffic_count", "unique_sources"):
             metadata[f"{slug}_{field}"] = dg.MetadataValue.int(int(vpc[field]))
         rows += [dg.TableRecord({"vpc": label, "source_ip": ip, "requests": count}) for ip, count in vpc["top_source_ips"][:5]]
@@ -68,16 +93,15 @@ def report_metadata(report: dict[str, Any]) -> dict[str, Any]:
     return metadata
 
 
-@dg.asset(
-    partitions_def=HOURLY, deps=[flow_log_records], backfill_policy=SINGLE_RUN, retry_policy=RETRY,
-    group_name=GROUP, kinds={"python", "aws"}, owners=OWNERS, io_manager_key="reports_io_manager",
+@hourly_asset(
+    deps=[FLOW_LOG_RECORDS], retry_policy=RETRY, kinds={"python", "aws"}, io_manager_key="reports_io_manager",
     freshness_policy=FRESHNESS,
-    description="The analyzer's report for the hour [start, end) UTC: volume, bytes, unique sources and "
-                "destinations, rejects, external traffic, top talkers, ports, and the detected anomalies. "
+    description="The analyzer's traffic report for the hour [start, end) UTC: volume, bytes, unique sources and "
+                "destinations, rejects, external traffic, top talkers, ports, and the thresholds in force. "
                 "A failed query fails the partition; an hour without records is a report with zeros.",
 )
-def traffic_analysis(context: dg.AssetExecutionContext, analyzer: AnalyzerResource,
-                     flow_logs: FlowLogSourceResource) -> Any:
+def traffic_analysis(context: dg.AssetExecutionContext, analyzer: AnalyzerResource, flow_logs: FlowLogSourceResource,
+                     stack: StackResource) -> Any:
     """Run the analyzer once per hour of the run."""
     hours = windows(context)
     oldest = flow_logs.oldest_available()
@@ -87,42 +111,47 @@ def traffic_analysis(context: dg.AssetExecutionContext, analyzer: AnalyzerResour
         raise dg.Failure(description=f"{len(expired)} hour(s) ({expired[0]} ...) are older than the flow logs kept "
                                      f"(since {oldest:%Y-%m-%d %H:00} UTC); they cannot be analysed",
                          allow_retries=False)
-    written = flow_logs.ensure_hours([start for _, start, _ in hours])
-    if written:
-        context.log.info(f"flow-log emulator wrote {sum(written.values())} records for {len(written)} hour(s)")
+    generation = refuse_if_lost(context, stack, TRAFFIC_ANALYSIS, context.partition_keys, what="The stored reports",
+                                refused="overwrite them with reports of other data")
     reports = {}
     for i, (key, start, end) in enumerate(hours, 1):
         try:
             report = analyzer.analyze(start, end)
         except AnalysisFailed as exc:
             if exc.transient:
-                raise  # the retry policy backs off and tries again
+                raise  # the retry policy backs off and runs the step again
             raise dg.Failure(description=f"analysis of {key} failed: {exc}", allow_retries=False,
                              metadata={"partition": key}) from exc
+        # Detection is traffic_anomalies' step: the stored report is the traffic alone.
+        report.pop("anomalies", None)
         reports[key] = report
-        context.add_asset_metadata(report_metadata(report), partition_key=key)
+        context.add_asset_metadata({**report_metadata(report), **({GENERATION_KEY: generation} if generation else {})},
+                                   partition_key=key)
         requests = {k: v["total_requests"] for k, v in report["vpcs"].items()}
-        context.log.info(f"[{i}/{len(hours)}] {key}: requests {requests}, {len(report['anomalies'])} anomalies")
+        context.log.info(f"[{i}/{len(hours)}] {key}: requests {requests}")
     return result_value(reports)
 
 
+# -- traffic_anomalies ------------------------------------------------------------------
+
 ANOMALY_CHECKS = [
-    dg.AssetCheckSpec(f"no_{kind}", asset="traffic_anomalies",
+    dg.AssetCheckSpec(f"no_{kind}", asset=TRAFFIC_ANOMALIES,
                       description=f"No {kind.replace('_', ' ')} anomaly in the hour(s) of the run "
                                   f"({'ERROR' if severity == HIGH else 'WARN'} when found).")
     for kind, severity in ANOMALY_SEVERITY.items()
 ]
 
 
-@dg.asset(
-    partitions_def=HOURLY, backfill_policy=SINGLE_RUN, group_name=GROUP, kinds={"python"}, owners=OWNERS,
-    io_manager_key="reports_io_manager", check_specs=ANOMALY_CHECKS,
-    description="Anomalies detected in the hour, each with its rule, VPC, severity, description and evidence. "
-                "One check per rule shows them next to the data: ERROR for high severity, WARN for medium.",
+@hourly_asset(
+    kinds={"python"}, io_manager_key="reports_io_manager", check_specs=ANOMALY_CHECKS,
+    description="Anomalies detected in the hour's traffic report with the thresholds it was analysed with, each "
+                "with its rule, VPC, severity, description and evidence. One check per rule shows them next to "
+                "the data: ERROR for high severity, WARN for medium.",
 )
 def traffic_anomalies(context: dg.AssetExecutionContext, traffic_analysis: Any):
+    """Apply every detection rule to each hour's report."""
     reports = by_partition(context, traffic_analysis)
-    values = {key: report["anomalies"] for key, report in reports.items()}
+    values = {key: detect_anomalies(report["vpcs"], Thresholds(**report["thresholds"])) for key, report in reports.items()}
     for key, anomalies in values.items():
         context.add_asset_metadata({"count": len(anomalies), "high": sum(a["severity"] == HIGH for a in anomalies),
                                     "types": dg.MetadataValue.json(sorted({a["type"] for a in anomalies}))},
@@ -139,10 +168,12 @@ def traffic_anomalies(context: dg.AssetExecutionContext, traffic_analysis: Any):
         )
 
 
+# -- anomaly_alerts ---------------------------------------------------------------------
+
 def already_alerted(context: dg.AssetExecutionContext, partition: str) -> set[str]:
     """Keys alerted for this hour by earlier materialisations (the ledger is Dagster's event log)."""
     records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("anomaly_alerts"), asset_partitions=[partition]), limit=1)
+        dg.AssetRecordsFilter(asset_key=ANOMALY_ALERTS, asset_partitions=[partition]), limit=1)
     for record in records.records:
         materialization = record.asset_materialization
         if materialization and "alerted_keys" in materialization.metadata:
@@ -155,15 +186,14 @@ def alert_key(partition: str, anomaly: dict[str, Any]) -> str:
     return f"{partition}|{anomaly['key']}"
 
 
-@dg.asset(
-    partitions_def=HOURLY, backfill_policy=SINGLE_RUN, retry_policy=RETRY, group_name=GROUP, kinds={"aws", "sns"},
-    owners=OWNERS, io_manager_key="reports_io_manager",
+@hourly_asset(
+    key=ANOMALY_ALERTS, retry_policy=RETRY, kinds={"aws", "sns"}, io_manager_key="reports_io_manager",
     description="SNS alerts for the hour's new anomalies. Idempotent: re-running or back-filling an hour "
                 "sends nothing already sent for that hour, rule, VPC and subject. Each message names the "
                 "partition, run and stack that produced it.",
 )
 def anomaly_alerts(context: dg.AssetExecutionContext, traffic_analysis: Any, traffic_anomalies: Any,
-                   aws: AwsResource, stack: StackResource) -> Any:
+                   stack: StackResource) -> Any:
     from lambda_pkg.publish import send_alert
 
     reports = by_partition(context, traffic_analysis)
@@ -176,7 +206,7 @@ def anomaly_alerts(context: dg.AssetExecutionContext, traffic_analysis: Any, tra
         new = [a for a in anomalies_by_hour[key] if alert_key(key, a) not in sent_before]
         message_id = None
         if new:
-            sns = sns or aws.client("sns")
+            sns = sns or stack.client("sns")
             report = {**reports[key], "anomalies": new}
             origin = {"partition": key, "run_id": context.run.run_id, "stack": stack.stack, "source": "dagster"}
             message_id = send_alert(sns, topic, report, origin)
@@ -185,21 +215,23 @@ def anomaly_alerts(context: dg.AssetExecutionContext, traffic_analysis: Any, tra
         context.add_asset_metadata({"sent": len(new), "skipped_already_sent": len(anomalies_by_hour[key]) - len(new),
                                     "message_id": message_id or "", "alerted_keys": dg.MetadataValue.json(alerted)},
                                    partition_key=key)
+    stack.durable()
     return result_value(results)
 
 
-@dg.asset(
-    partitions_def=HOURLY, backfill_policy=SINGLE_RUN, retry_policy=RETRY, group_name=GROUP,
-    kinds={"aws", "cloudwatch"}, owners=OWNERS, io_manager_key="reports_io_manager",
+# -- traffic_metrics --------------------------------------------------------------------
+
+@hourly_asset(
+    retry_policy=RETRY, kinds={"aws", "cloudwatch"}, io_manager_key="reports_io_manager",
     description="The analyzer's five custom CloudWatch metrics per VPC for the hour, stamped at the hour's "
                 "start and published once: a re-run finds the datapoint and publishes nothing.",
 )
-def traffic_metrics(context: dg.AssetExecutionContext, traffic_analysis: Any, aws: AwsResource) -> Any:
+def traffic_metrics(context: dg.AssetExecutionContext, traffic_analysis: Any, stack: StackResource) -> Any:
     from lambda_pkg.publish import MetricsPublisher, metric_data
     from lambda_pkg.window import Window
 
     reports = by_partition(context, traffic_analysis)
-    publisher = MetricsPublisher(aws.client("cloudwatch"))
+    publisher = MetricsPublisher(stack.client("cloudwatch"))
     results = {}
     for key, start, end in windows(context):
         window = Window(start, end)
@@ -207,4 +239,5 @@ def traffic_metrics(context: dg.AssetExecutionContext, traffic_analysis: Any, aw
         data = [{k: v for k, v in d.items() if k != "Timestamp"} for d in metric_data(reports[key], window)]
         results[key] = {"published": published, "metrics": data}
         context.add_asset_metadata({"published_now": published, "datapoints": len(data)}, partition_key=key)
+    stack.durable()
     return json.loads(json.dumps(result_value(results)))

@@ -6,21 +6,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra.emulated import STATE_BUCKET
-from vpcpeer_orchestration.local import server
-from vpcpeer_orchestration.local.stack import inbox_queue_name, stack_outputs
+from vpcpeer_orchestration.local import layout
+from vpcpeer_orchestration.local.stack import EmbeddedStack, inbox_queue_name
 
 
-def _archive_prefix(stack: str) -> str:
-    return f"alerts/{stack}/"
-
-
-def received_alerts(stack: str = "dev", endpoint_url: str | None = None) -> list[dict[str, Any]]:
-    """Every alert the topic delivered to the inbox, oldest first."""
-    endpoint_url = endpoint_url or server.endpoint()
-    outputs = stack_outputs(stack, endpoint_url)
-    sqs, s3 = server.client("sqs", endpoint_url), server.client("s3", endpoint_url)
-    url = sqs.get_queue_url(QueueName=inbox_queue_name(outputs))["QueueUrl"]
+def received_alerts(stack: EmbeddedStack) -> list[dict[str, Any]]:
+    """Every alert the stack's topic delivered to the inbox, oldest first."""
+    sqs = stack.clients("sqs")
+    prefix = layout.alert_archive_prefix(stack.name)
+    url = sqs.get_queue_url(QueueName=inbox_queue_name(stack.outputs()))["QueueUrl"]
+    drained = False
     while True:
         batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
         if not batch:
@@ -34,12 +29,10 @@ def received_alerts(stack: str = "dev", endpoint_url: str | None = None) -> list
                 "message": envelope.get("Message", message["Body"]),
                 "attributes": {k: v.get("Value") for k, v in (envelope.get("MessageAttributes") or {}).items()},
             }
-            s3.put_object(Bucket=STATE_BUCKET, Key=f"{_archive_prefix(stack)}{alert['message_id']}.json",
-                          Body=json.dumps(alert).encode())
+            stack.state.put(f"{prefix}{alert['message_id']}.json", alert)
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    alerts = []
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=STATE_BUCKET, Prefix=_archive_prefix(stack)):
-        for item in page.get("Contents", []):
-            alerts.append(json.loads(s3.get_object(Bucket=STATE_BUCKET, Key=item["Key"])["Body"].read()))
-    return sorted(alerts, key=lambda a: (a.get("timestamp") or "", a["message_id"]))
+            drained = True
+    if drained:
+        stack.aws.flush()  # archived and deleted from the queue: keep both facts together
+    alerts = [stack.state.get(key) for key in stack.state.keys(prefix)]
+    return sorted((a for a in alerts if a), key=lambda a: (a.get("timestamp") or "", a["message_id"]))

@@ -1,26 +1,37 @@
-"""Rollout on the embedded default, and the stack outputs every local process reads back."""
+"""One stack on one embedded AWS: rollout, outputs, the alert inbox and the in-process analyzer.
+
+``EmbeddedStack`` is what the CLI, the demo and the Dagster resources of the embedded
+target share. Nothing here imports pulumi until a rollout runs.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
-from infra.emulated import STATE_BUCKET
-from infra.program import resolve_code_path
-from infra.runner import EmulatedRunner, StackResult
-from vpcpeer_orchestration.local import server
-from vpcpeer_orchestration.packaging import build_lambda_zip
+from infra.config import StackConfig
+from infra.stack_files import StackNotRolledOut, StackSettings, load_stack_settings
+from lambda_pkg.constants import ENV_ANALYZER_ENGINE, VPC_SLUGS
+from vpcpeer_orchestration.local import layout
+from vpcpeer_orchestration.local.server import ClientFactory, LocalAws
 
 INBOX_SUFFIX = "-alerts-inbox"
 
 
-class StackNotRolledOut(RuntimeError):
-    """The local stack has no recorded outputs yet."""
+class S3StateStore:
+    """The emulated rollout's state document, kept in the emulator it describes."""
 
+    def __init__(self, objects: layout.StateObjects, stack: str) -> None:
+        self.objects = objects
+        self.key = layout.stack_resources_key(stack)
 
-def _outputs_key(stack: str) -> str:
-    return f"stacks/{stack}/outputs.json"
+    def load(self) -> dict[str, Any] | None:
+        return self.objects.get(self.key)
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.objects.put(self.key, state)
 
 
 def inbox_queue_name(outputs: Mapping[str, Any]) -> str:
@@ -28,77 +39,99 @@ def inbox_queue_name(outputs: Mapping[str, Any]) -> str:
     return outputs["sns_topic_arn"].rsplit(":", 1)[1] + INBOX_SUFFIX
 
 
-def ensure_alert_inbox(outputs: Mapping[str, Any], endpoint_url: str) -> str:
-    """Subscribe an SQS queue to the alert topic (idempotent); returns the queue URL."""
-    sqs, sns = server.client("sqs", endpoint_url), server.client("sns", endpoint_url)
-    url = sqs.create_queue(QueueName=inbox_queue_name(outputs))["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    existing = sns.list_subscriptions_by_topic(TopicArn=outputs["sns_topic_arn"])["Subscriptions"]
-    if not any(s["Protocol"] == "sqs" and s["Endpoint"] == arn for s in existing):
-        sns.subscribe(TopicArn=outputs["sns_topic_arn"], Protocol="sqs", Endpoint=arn)
-    return url
-
-
-def rollout(stack: str = "dev", overrides: Mapping[str, Any] | None = None, *,
-            progress: Callable[[str], None] | None = None) -> StackResult:
-    """Build the package, create the stack in the emulator, wire the alert inbox, record outputs."""
-    endpoint_url = server.endpoint()
-    runner = EmulatedRunner(stack, overrides, client=lambda service: server.client(service, endpoint_url),
-                            progress=progress)
-    cfg = runner.settings.validated()
-    if cfg.region != server.region():
-        raise server.LocalAwsError(
-            f"stack {stack!r} is in {cfg.region} but the local AWS clients use {server.region()}; "
-            f"set {server.REGION_ENV}={cfg.region} so every local process uses the stack's region"
-        )
-    build_lambda_zip(resolve_code_path(cfg))
-    result = runner.run()
-    ensure_alert_inbox(result.outputs, endpoint_url)
-    s3 = server.client("s3", endpoint_url)
-    s3.put_object(Bucket=STATE_BUCKET, Key=_outputs_key(stack),
-                  Body=json.dumps(result.public_outputs(), indent=1, sort_keys=True).encode())
-    return result
-
-
-def stack_outputs(stack: str = "dev", endpoint_url: str | None = None) -> dict[str, Any]:
-    """The outputs of the last local rollout (secrets masked)."""
-    from botocore.exceptions import ClientError
-
-    s3 = server.client("s3", endpoint_url or server.endpoint())
-    try:
-        body = s3.get_object(Bucket=STATE_BUCKET, Key=_outputs_key(stack))["Body"].read()
-    except ClientError:
-        raise StackNotRolledOut(f"stack {stack!r} is not rolled out on the local AWS; run `vpcpeer local rollout`") from None
-    return json.loads(body)
-
-
 def service_ports(outputs: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     """Ports the workloads listen on, per VPC: the declared allowed ports."""
-    return {"VPC-A": tuple(outputs["vpc_a_allowed_ports"]), "VPC-B": tuple(outputs["vpc_b_allowed_ports"])}
+    return {label: tuple(outputs[f"{slug}_allowed_ports"]) for label, slug in VPC_SLUGS.items()}
 
 
-def deployed_environment(outputs: Mapping[str, Any], endpoint_url: str) -> dict[str, str]:
-    """The analyzer's environment exactly as deployed on the function in the emulator."""
-    function = server.client("lambda", endpoint_url).get_function_configuration(FunctionName=outputs["lambda_function_name"])
-    return dict(function.get("Environment", {}).get("Variables", {}))
+class EmbeddedStack:
+    """A stack (``infra/Pulumi.<stack>.yaml``) rolled out into one embedded AWS."""
 
+    def __init__(self, aws: LocalAws, stack: str = "dev", overrides: Mapping[str, Any] | None = None) -> None:
+        self.aws = aws
+        self.name = stack
+        self.overrides = dict(overrides or {})
 
-def analyze_locally(event: Mapping[str, Any], stack: str = "dev", *, engine: str = "raw",
-                    endpoint_url: str | None = None, context: Any = None) -> dict[str, Any]:
-    """Run the deployed handler's code in-process against the emulator.
+    @cached_property
+    def settings(self) -> StackSettings:
+        return load_stack_settings(self.name, self.overrides)
 
-    moto's Lambda cannot execute handlers without Docker, so on the embedded default the
-    same ``lambda_pkg`` code runs here with the deployed function's environment and
-    clients pointed at the emulator (DESIGN decision 4).
-    """
-    from lambda_pkg.handler import handle
+    @cached_property
+    def config(self) -> StackConfig:
+        """The validated stack configuration (raises InvalidStackConfig)."""
+        return self.settings.validated()
 
-    endpoint_url = endpoint_url or server.endpoint()
-    outputs = stack_outputs(stack, endpoint_url)
-    environ = {**deployed_environment(outputs, endpoint_url), "ANALYZER_ENGINE": engine}
+    @cached_property
+    def clients(self) -> ClientFactory:
+        """boto3 clients of the emulator in the stack's region (starts the emulator if needed)."""
+        return self.aws.clients(self.config.region)
 
-    def clients() -> tuple[Any, Any, Any]:
-        return (server.client("logs", endpoint_url), server.client("cloudwatch", endpoint_url),
-                server.client("sns", endpoint_url))
+    @cached_property
+    def state(self) -> layout.StateObjects:
+        return layout.StateObjects(self.aws.clients(layout.STATE_REGION)("s3"))
 
-    return handle(dict(event), context, environ=environ, clients=clients)
+    # -- rollout and outputs ------------------------------------------------------------
+
+    def rollout(self, package: Path | None = None, *, progress: Callable[[str], None] | None = None) -> Any:
+        """Create or update the stack in the emulator, deploying the zip at ``package``
+        (default: the stack's ``lambda_zip_path``).
+
+        Wires the alert inbox, records the outputs and makes it all durable before
+        returning, so a crash right after a successful rollout loses none of it.
+        """
+        from infra.runner import EmulatedRunner
+
+        overrides = {**self.overrides, **({"lambda_zip_path": str(package)} if package else {})}
+        runner = EmulatedRunner(self.name, overrides, client=self.clients,
+                                state_store=S3StateStore(self.state, self.name), progress=progress)
+        result = runner.run()
+        self.ensure_alert_inbox(result.outputs)
+        self.state.put(layout.stack_outputs_key(self.name), result.public_outputs())
+        self.aws.flush()
+        return result
+
+    def outputs(self) -> dict[str, Any]:
+        """The outputs of the last rollout on this emulator (secrets masked)."""
+        outputs = self.state.get(layout.stack_outputs_key(self.name))
+        if outputs is None:
+            raise StackNotRolledOut(
+                f"stack {self.name!r} is not rolled out on the embedded AWS at {self.aws.home}; "
+                "run `vpcpeer local rollout` or materialize rollout_job")
+        return outputs
+
+    def service_ports(self) -> dict[str, tuple[int, ...]]:
+        return service_ports(self.outputs())
+
+    # -- alerts -------------------------------------------------------------------------
+
+    def ensure_alert_inbox(self, outputs: Mapping[str, Any]) -> str:
+        """Subscribe an SQS queue to the alert topic (idempotent); returns the queue URL."""
+        sqs, sns = self.clients("sqs"), self.clients("sns")
+        url = sqs.create_queue(QueueName=inbox_queue_name(outputs))["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        existing = sns.list_subscriptions_by_topic(TopicArn=outputs["sns_topic_arn"])["Subscriptions"]
+        if not any(s["Protocol"] == "sqs" and s["Endpoint"] == arn for s in existing):
+            sns.subscribe(TopicArn=outputs["sns_topic_arn"], Protocol="sqs", Endpoint=arn)
+        return url
+
+    # -- the analyzer, in-process -------------------------------------------------------
+
+    def deployed_environment(self) -> dict[str, str]:
+        """The analyzer's environment exactly as deployed on the function in the emulator."""
+        name = self.outputs()["lambda_function_name"]
+        function = self.clients("lambda").get_function_configuration(FunctionName=name)
+        return dict(function.get("Environment", {}).get("Variables", {}))
+
+    def analyze(self, event: Mapping[str, Any], *, engine: str = "raw", context: Any = None) -> dict[str, Any]:
+        """Run the deployed handler's code in-process against the emulator.
+
+        moto's Lambda cannot execute handlers without Docker, so on the embedded default
+        the same ``lambda_pkg`` code runs here with the deployed function's environment
+        and clients pointed at the emulator (DESIGN decision 4).
+        """
+        from lambda_pkg.handler import handle
+
+        environ = {**self.deployed_environment(), ENV_ANALYZER_ENGINE: engine}
+        clients = self.clients
+        return handle(dict(event), context, environ=environ,
+                      clients=lambda: (clients("logs"), clients("cloudwatch"), clients("sns")))

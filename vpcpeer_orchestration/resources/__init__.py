@@ -1,0 +1,114 @@
+"""What the assets need from a target, as interfaces with one implementation per target.
+
+``embedded`` (``resources/embedded.py``): the embedded AWS of the Dagster instance, the
+emulated rollout, the analyzer in-process, the flow-log emulator. ``aws``
+(``resources/aws.py``): a real account through dagster-aws's boto3 configuration, the
+Pulumi Automation API, the deployed Lambda. ``definitions.py`` picks one set, once; no
+method asks which target it runs on. Nothing here touches AWS or imports boto3/pulumi
+until a method is called.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from infra.config import StackConfig
+from infra.stack_files import StackSettings, load_stack_settings
+
+TARGETS = ("embedded", "aws")
+TARGET_ENV = "VPCPEER_TARGET"
+STACK_ENV = "VPCPEER_STACK"
+DEFAULT_STACK = "dev"
+
+
+class InvalidTarget(ValueError):
+    """VPCPEER_TARGET names no target."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(f"{TARGET_ENV}={target!r} is not a target; use one of {', '.join(TARGETS)}")
+
+
+class AnalysisFailed(RuntimeError):
+    """The analyzer raised; nothing was published for the window.
+
+    ``transient`` marks failures worth retrying (throttling past botocore's retries,
+    query deadlines); the rest (denied access, missing log group, bad config) fail at once.
+    """
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+def is_transient(error_type: str) -> bool:
+    """Analyzer errors worth a whole-step retry, by class name (also as the Lambda reports it)."""
+    return error_type in ("ThrottledError", "QueryTimeoutError")
+
+
+class StackResource(dg.ConfigurableResource, ABC):
+    """The one Pulumi program's stack on a target: its config, clients, rollout and outputs."""
+
+    stack: str = Field(default=DEFAULT_STACK, description="stack name: infra/Pulumi.<stack>.yaml")
+
+    def settings(self) -> StackSettings:
+        return load_stack_settings(self.stack)
+
+    def config(self) -> StackConfig:
+        """The validated stack configuration (raises InvalidStackConfig naming the key)."""
+        return self.settings().validated()
+
+    @abstractmethod
+    def client(self, service: str) -> Any:
+        """A boto3 client in the stack's account and region."""
+
+    @abstractmethod
+    def rollout(self, package: Path, log: Any) -> Any:
+        """Create or update the stack with the analyzer zip at ``package``; returns a StackResult."""
+
+    @abstractmethod
+    def outputs(self) -> dict[str, Any]:
+        """Outputs of the last rollout (secrets masked); StackNotRolledOut if there is none."""
+
+    def generation(self) -> str | None:
+        """Identity of the AWS state the stack lives in, when the target can lose it (embedded)."""
+        return None
+
+    def purged_generations(self) -> frozenset[str]:
+        """Generations discarded on purpose (``vpcpeer local down --purge``)."""
+        return frozenset()
+
+    def durable(self) -> None:
+        """Make the effects so far durable (the embedded AWS snapshots; AWS already is)."""
+
+
+class AnalyzerResource(dg.ConfigurableResource, ABC):
+    """Runs the analyzer over one window and returns its report."""
+
+    @abstractmethod
+    def analyze(self, start: datetime, end: datetime) -> dict[str, Any]:
+        """The report for ``[start, end)``; raises AnalysisFailed on any failure."""
+
+    @staticmethod
+    def event(start: datetime, end: datetime) -> dict[str, Any]:
+        """The handler event of an orchestrated window: report only, Dagster publishes."""
+        return {"window": {"start": start.isoformat(), "end": end.isoformat()}, "orchestrated": True,
+                "source": "dagster"}
+
+
+class FlowLogSourceResource(dg.ConfigurableResource, ABC):
+    """Where the analysed hours' flow-log records come from, and how far back they exist."""
+
+    @abstractmethod
+    def max_age(self) -> timedelta:
+        """How long records are kept."""
+
+    def oldest_available(self, now: datetime | None = None) -> datetime:
+        """Start of the oldest complete hour whose records still exist."""
+        now = now or datetime.now(timezone.utc)
+        return (now - self.max_age()).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
