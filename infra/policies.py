@@ -19,6 +19,7 @@ VERSION = "2012-10-17"
 # Any ``*`` statement in this project's identity policies must stay within this set.
 NO_RESOURCE_ACTIONS = frozenset(
     {
+        "ec2:DescribeFlowLogs",
         "logs:DescribeLogGroups",
         "logs:GetQueryResults",
         "logs:StopQuery",
@@ -98,11 +99,13 @@ def analyzer_policy(
     topic_arn: str,
     alerts_key_arn: str,
     dead_letter_queue_arn: str,
+    ledger_table_arn: str,
 ) -> Policy:
     """Least-privilege rights of the traffic analyzer Lambda.
 
     Reads only the two flow-log groups, logs only to its own group, publishes only to the
-    alert topic (through its KMS key) and only metrics in the analyzer's namespace.
+    alert topic (through its KMS key), only metrics in the analyzer's namespace, and records
+    deliveries only in the stack's alert ledger.
     """
     return _doc(
         {
@@ -141,6 +144,18 @@ def analyzer_policy(
             "Effect": "Allow",
             "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
             "Resource": [alerts_key_arn],
+        },
+        {
+            "Sid": "FlowLogCoverage",
+            "Effect": "Allow",
+            "Action": ["ec2:DescribeFlowLogs"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "AlertLedger",
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+            "Resource": [ledger_table_arn, f"{ledger_table_arn}/index/*"],
         },
         {
             "Sid": "DeadLetters",

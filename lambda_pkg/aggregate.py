@@ -70,6 +70,7 @@ class VpcTraffic:
         self.unexpected_sources: Counter[tuple[int, str]] = Counter()
         self.unexpected_to_peer: Counter[int] = Counter()
         self.unexpected_to_peer_sources: Counter[tuple[int, str]] = Counter()
+        self.accepted_to_peer = 0
         self._scan: dict[str, list[Any]] = {}
 
     # -- classification ---------------------------------------------------------------
@@ -143,6 +144,9 @@ class VpcTraffic:
         inbound = dst_place == IN_SELF and src_place != IN_SELF
         if src_place == EXTERNAL:
             self.external += weight
+        if dst_place == IN_PEER and not rejected:
+            # Left this VPC toward the peer: the peer's own log should show it too.
+            self.accepted_to_peer += weight
         if inbound and record.protocol in PORT_PROTOCOLS and not self._is_reply(src_place, sport, dport):
             if src_place == EXTERNAL:
                 self.unsolicited_external += weight
@@ -213,6 +217,7 @@ class VpcTraffic:
             "unique_destinations": len(self.destinations),
             "rejected_connections": self.rejected,
             "accepted_connections": self.requests - self.rejected,
+            "accepted_to_peer": self.accepted_to_peer,
             "external_traffic_count": self.external,
             "ipv6_requests": self.ipv6,
             "top_source_ips": top(self.sources),

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from lambda_pkg.aggregate import traffic_for
+from lambda_pkg.coverage import assess, delivered_since, flow_logs_by_group
 from lambda_pkg.detect import detect_anomalies
 from lambda_pkg.engines import Engine
 from lambda_pkg.engines.insights import InsightsEngine
@@ -29,12 +30,22 @@ def make_engine(name: str, logs_client: Any, config: AnalyzerConfig) -> Engine:
     raise InvalidAnalyzerConfig("engine", f"{name!r} is not an engine", "Use insights or raw.")
 
 
-def analyze(config: AnalyzerConfig, window: Window, logs_client: Any, engine: str | None = None) -> dict[str, Any]:
-    """Analyse ``window``; raises on any failure so a failed read is never a quiet hour."""
+def analyze(config: AnalyzerConfig, window: Window, logs_client: Any, ec2_client: Any,
+            engine: str | None = None) -> dict[str, Any]:
+    """Analyse ``window``; raises on any failure so a failed read is never a quiet hour.
+
+    Each VPC's report carries its ``coverage``: whether its flow log saw the whole window.
+    """
     chosen = make_engine(engine or config.engine, logs_client, config)
     traffic = traffic_for(config, window)
     stats = chosen.run(window, traffic)
     vpcs = {label: agg.report() for label, agg in traffic.items()}
+    flow_logs = flow_logs_by_group(ec2_client, [vpc["log_group"] for vpc in vpcs.values()])
+    for vpc in vpcs.values():
+        empty = not vpc["records_by_status"] and not vpc["malformed_records"]
+        alive = delivered_since(logs_client, vpc["log_group"], window.end_ms) if empty else True
+        vpc["coverage"] = assess(vpc, vpcs[vpc["peer"]], flow_logs[vpc["log_group"]], window, config.thresholds,
+                                 delivered_after=alive)
     return {
         "report_version": REPORT_VERSION,
         "window": window.to_json(),

@@ -79,6 +79,12 @@ DEFAULT_ANOMALY_THRESHOLD_PERCENT = 20.0
 # Logs Insights queries still running this long after the first started are stopped; well
 # inside the function's 300 s timeout, so a slow hour fails cleanly instead of being killed.
 DEFAULT_QUERY_DEADLINE_SECONDS = 240
+# Flow logs reach CloudWatch 5-10 minutes after their aggregation interval: a window is
+# analysed only once it ended this long ago (the Dagster schedule runs at :15 for the hour).
+DEFAULT_SETTLE_LAG_SECONDS = 600
+# A delivery claimed this long ago and not marked sent belongs to a run that died: another
+# may take it over (ALERT_CLAIM_SECONDS; longer than any publish, shorter than an hour).
+DEFAULT_ALERT_CLAIM_SECONDS = 300
 
 # Environment variables the Lambda handler reads (DESIGN "Contracts").
 ENV_VPC_A_LOG_GROUP = "VPC_A_LOG_GROUP"
@@ -91,6 +97,18 @@ ENV_ANOMALY_THRESHOLD = "ANOMALY_THRESHOLD"
 ENV_ANALYZER_ENGINE = "ANALYZER_ENGINE"
 ENV_VPC_A_ALLOWED_PORTS = "VPC_A_ALLOWED_PORTS"
 ENV_VPC_B_ALLOWED_PORTS = "VPC_B_ALLOWED_PORTS"
+# The stack the function belongs to (part of every alert id) and its delivery ledger.
+ENV_STACK_NAME = "STACK_NAME"
+ENV_ALERT_LEDGER_TABLE = "ALERT_LEDGER_TABLE"
+# The delivery ledger table's schema (infra/components/alerting.py declares it,
+# lambda_pkg/ledger.py reads and writes it): the key, the sparse index of alerts still to
+# deliver (hash: the "due" marker, range: the claim's expiry) and the TTL attribute.
+LEDGER_KEY = "id"
+LEDGER_DUE_INDEX = "due-index"
+LEDGER_DUE = "due"
+LEDGER_EXPIRES = "expires_at"
+LEDGER_PURGE = "purge_at"
+ENV_SETTLE_LAG_SECONDS = "SETTLE_LAG_SECONDS"
 
 ANALYZER_ENGINES = ("insights", "raw")
 

@@ -16,6 +16,7 @@ SEVERITY_ORDER = (HIGH, MEDIUM)
 
 # Every anomaly type the rules emit, with its severity (the one place both are defined).
 ANOMALY_SEVERITY = {
+    "flow_logs_silent": HIGH,
     "traffic_spike": HIGH,
     "port_scan": HIGH,
     "external_traffic": HIGH,
@@ -124,7 +125,21 @@ def port_scans(vpc: Mapping[str, Any], t: Thresholds) -> list[Anomaly]:
     return found
 
 
-RULES = (traffic_spike, port_scans, external_traffic, unexpected_ports, high_rejections)
+def flow_logs_silent(vpc: Mapping[str, Any], t: Thresholds) -> list[Anomaly]:
+    """The VPC's flow log did not cover the window: its zeros are blindness, not quiet."""
+    coverage = vpc.get("coverage")
+    if not coverage or coverage["complete"]:
+        return []
+    return [_anomaly(
+        "flow_logs_silent", vpc["vpc"],
+        f"{vpc['vpc']} was not monitored for the whole window: {'; '.join(coverage['reasons'])}",
+        "coverage",
+        {"reasons": coverage["reasons"], "records": coverage["records"], "peer_flows_in": coverage["peer_flows_in"],
+         "flow_logs": coverage["flow_logs"]},
+    )]
+
+
+RULES = (flow_logs_silent, traffic_spike, port_scans, external_traffic, unexpected_ports, high_rejections)
 
 
 def _count(anomaly: Anomaly) -> int:

@@ -41,3 +41,11 @@ class InconsistentResultError(QueryFailedError):
 
 class PublishError(AnalyzerError):
     """Metrics or alerts could not be published."""
+
+
+class LedgerError(PublishError):
+    """The delivery ledger could not be read or written: nothing is published without it."""
+
+
+class WindowNotSettled(InvalidWindow):
+    """The window ends later than now minus the settle lag: its flow logs may still arrive."""

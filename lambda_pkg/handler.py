@@ -1,34 +1,56 @@
-"""Lambda entry point: thin wiring of configuration, clients, analysis and publishing.
+"""Lambda entry point: thin wiring of configuration, clients, analysis and effects.
 
 ``event = {}`` analyses the last complete UTC hour before the settle lag;
-``{"window": {"start", "end"}}`` analyses that window; ``"engine"`` overrides the
-configured engine; ``"orchestrated": true`` (set by the Dagster orchestrator) returns the
-report without publishing metrics or alerts, which the orchestrator publishes itself.
-Any failure raises, so Lambda records an error and nothing is published for the window.
+``{"window": {"start", "end"}}`` analyses that window (refused until it has settled);
+``"engine"`` overrides the configured engine; ``"orchestrated": true`` (set by the
+Dagster orchestrator) returns the report without any effect, which the orchestrator
+performs itself. Standalone, the effects follow the report in order, through the delivery
+ledger shared with Dagster: alerts that are due from earlier invocations, this window's
+alerts one by one, then its metrics. Any failure raises, so Lambda records an error and
+retries; what was done is skipped by the retry and what is missing is completed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from lambda_pkg.analysis import analyze
-from lambda_pkg.publish import MetricsPublisher, send_alert
+from lambda_pkg.delivery import Deliverer, anomaly_alerts, publish_metrics_once
+from lambda_pkg.errors import InvalidAnalyzerConfig
+from lambda_pkg.ledger import AlertLedger
 from lambda_pkg.settings import config_from_env
 from lambda_pkg.window import window_for_event
 
 
-def _clients() -> tuple[Any, Any, Any]:
+@dataclass(frozen=True)
+class Clients:
+    """The AWS clients one invocation uses."""
+
+    logs: Any
+    cloudwatch: Any
+    sns: Any
+    ec2: Any
+    dynamodb: Any
+
+    @classmethod
+    def from_factory(cls, client: Callable[[str], Any]) -> Clients:
+        return cls(*(client(service) for service in ("logs", "cloudwatch", "sns", "ec2", "dynamodb")))
+
+
+def _clients() -> Clients:
     """Clients created per call (endpoint from AWS_ENDPOINT_URL when set, as boto3 honours it)."""
     import boto3
 
     from lambda_pkg.clients import client_config
 
     config = client_config()
-    return boto3.client("logs", config=config), boto3.client("cloudwatch", config=config), boto3.client("sns", config=config)
+    return Clients.from_factory(lambda service: boto3.client(service, config=config))
 
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
@@ -41,25 +63,34 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     return report
 
 
-def handle(event: Any, context: Any, *, environ: Mapping[str, str],
-           clients: Callable[[], tuple[Any, Any, Any]]) -> dict[str, Any]:
+def handle(event: Any, context: Any, *, environ: Mapping[str, str], clients: Callable[[], Clients]) -> dict[str, Any]:
     """The handler with its environment and clients given: the orchestrator runs the same
-    code in-process against the local emulator (whose Lambda cannot run handlers)."""
+    code in-process against the embedded AWS (whose Lambda cannot run handlers)."""
     config = config_from_env(environ)
     event = event or {}
     window = window_for_event(event, datetime.now(timezone.utc), config.settle_lag)
-    logs, cloudwatch, sns = clients()
-    report = analyze(config, window, logs, engine=event.get("engine"))
+    aws = clients()
+    report = analyze(config, window, aws.logs, aws.ec2, engine=event.get("engine"))
     origin = {
         "source": config.source,
         "request_id": getattr(context, "aws_request_id", None),
         "trigger": event.get("source", "direct invocation"),
     }
     report["origin"] = origin
-    published: dict[str, Any] = {"metrics": False, "alert_message_id": None}
+    published: dict[str, Any] = {"metrics": False, "alerts_sent": [], "alerts_already_sent": [],
+                                 "redelivered": []}
     if not event.get("orchestrated"):
-        published["metrics"] = MetricsPublisher(cloudwatch).publish(report, window)
-        if report["anomalies"]:
-            published["alert_message_id"] = send_alert(sns, config.sns_topic_arn, report, origin)
+        if not config.ledger_table:
+            raise InvalidAnalyzerConfig("ALERT_LEDGER_TABLE", "is not set",
+                                        "Set it to the stack's alert ledger table (the Pulumi program does).")
+        ledger = AlertLedger(aws.dynamodb, config.ledger_table, claim_seconds=config.claim_seconds)
+        owner = f"lambda:{origin['request_id'] or uuid.uuid4()}"
+        deliverer = Deliverer(ledger, aws.sns, config.sns_topic_arn, owner)
+        redelivered = deliverer.drain(prefix=f"{config.stack}/")
+        delivery = deliverer.deliver(anomaly_alerts(config.stack, report, report["anomalies"], origin))
+        published.update(alerts_sent=sorted(delivery.sent), alerts_already_sent=sorted(delivery.skipped),
+                         redelivered=sorted(redelivered.sent))
+        redelivered.merge(delivery).raise_for_failures()
+        published["metrics"] = publish_metrics_once(ledger, aws.cloudwatch, config.stack, report, window, owner)
     report["published"] = published
     return report

@@ -19,17 +19,25 @@ SUBJECT_LIMIT = 100  # SNS subject length limit
 MARKER_METRIC = next(iter(CUSTOM_METRICS))
 
 
+def covered(report: Mapping[str, Any]) -> list[str]:
+    """The VPCs whose flow logs covered the window: only their numbers are facts worth a datapoint."""
+    return [label for label, vpc in report["vpcs"].items() if vpc.get("coverage", {}).get("complete", True)]
+
+
 def metric_data(report: Mapping[str, Any], window: Window) -> list[dict[str, Any]]:
-    """The five metrics per VPC, stamped at the window start so a window has one datapoint."""
+    """The five metrics per covered VPC, stamped at the window start so a window has one datapoint.
+
+    A VPC whose flow log did not cover the window gets no datapoint rather than a zero.
+    """
     return [
         {
             "MetricName": metric,
             "Dimensions": [{"Name": "VPC", "Value": label}],
             "Timestamp": window.start,
-            "Value": float(vpc[field]),
+            "Value": float(report["vpcs"][label][field]),
             "Unit": unit,
         }
-        for label, vpc in report["vpcs"].items()
+        for label in covered(report)
         for metric, (field, unit) in CUSTOM_METRICS.items()
     ]
 
@@ -54,9 +62,9 @@ class MetricsPublisher:
         return bool(response.get("Datapoints"))
 
     def publish(self, report: Mapping[str, Any], window: Window) -> bool:
-        """True if published now, False if this window's metrics were already there."""
-        labels = list(report["vpcs"])
-        if all(self.already_published(window, label) for label in labels):
+        """True if published now, False if this window's metrics were already there (or none are due)."""
+        labels = covered(report)
+        if not labels or all(self.already_published(window, label) for label in labels):
             return False
         try:
             self.cloudwatch.put_metric_data(Namespace=self.namespace, MetricData=metric_data(report, window))
@@ -65,15 +73,15 @@ class MetricsPublisher:
         return True
 
 
-def alert_subject(report: Mapping[str, Any]) -> str:
-    """Short SNS subject: count, worst severity, hour."""
-    anomalies = report["anomalies"]
-    worst = next((s for s in SEVERITY_ORDER if any(a["severity"] == s for a in anomalies)), "none")
-    subject = f"vpcpeer: {len(anomalies)} {worst}-severity anomal{'y' if len(anomalies) == 1 else 'ies'} {report['window']['start'][:13]}h UTC"
+def alert_subject(report: Mapping[str, Any], anomaly: Mapping[str, Any]) -> str:
+    """Short SNS subject of one anomaly: severity, rule, VPC, hour."""
+    subject = (f"vpcpeer: {anomaly['severity'].upper()} {anomaly['type']} on {anomaly['vpc']} "
+               f"{report['window']['start'][:13]}h UTC")
     return subject[:SUBJECT_LIMIT]
 
 
-def alert_message(report: Mapping[str, Any], origin: Mapping[str, Any]) -> str:
+def alert_message(report: Mapping[str, Any], anomalies: list[Mapping[str, Any]], origin: Mapping[str, Any],
+                  alert_id: str | None = None) -> str:
     """Alert body: anomalies grouped by severity, traffic summary, top sources, window, origin."""
     window = report["window"]
     lines = [
@@ -82,7 +90,7 @@ def alert_message(report: Mapping[str, Any], origin: Mapping[str, Any]) -> str:
         "",
     ]
     for severity in SEVERITY_ORDER:
-        group = [a for a in report["anomalies"] if a["severity"] == severity]
+        group = [a for a in anomalies if a["severity"] == severity]
         if group:
             lines.append(f"{severity.upper()} SEVERITY ({len(group)})")
             lines.extend(f"  - [{a['vpc']}] {a['type']}: {a['description']}" for a in group)
@@ -94,18 +102,25 @@ def alert_message(report: Mapping[str, Any], origin: Mapping[str, Any]) -> str:
             f"{vpc['rejected_connections']} rejected, {vpc['external_traffic_count']} external, "
             f"{vpc['unique_sources']} sources"
         )
+        if not vpc.get("coverage", {}).get("complete", True):
+            lines.append(f"    NOT COVERED: {'; '.join(vpc['coverage']['reasons'])}")
         if vpc["top_source_ips"]:
             talkers = ", ".join(f"{ip} ({count})" for ip, count in vpc["top_source_ips"][:5])
             lines.append(f"    top sources: {talkers}")
     lines.append("")
+    if alert_id:
+        lines.append(f"Alert id: {alert_id}")
     lines.append("Sent by: " + ", ".join(f"{k}={v}" for k, v in origin.items() if v is not None))
     return "\n".join(lines)
 
 
-def send_alert(sns: Any, topic_arn: str, report: Mapping[str, Any], origin: Mapping[str, Any]) -> str:
-    """Publish the alert; returns the SNS message id."""
+def publish_message(sns: Any, topic_arn: str, subject: str, body: str, attributes: Mapping[str, str]) -> str:
+    """Publish one message with string attributes; returns the SNS message id."""
     try:
-        response = sns.publish(TopicArn=topic_arn, Subject=alert_subject(report), Message=alert_message(report, origin))
+        response = sns.publish(
+            TopicArn=topic_arn, Subject=subject[:SUBJECT_LIMIT], Message=body,
+            MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+        )
     except (ClientError, BotoCoreError) as exc:
         raise PublishError(f"SNS Publish to {topic_arn} failed: {exc}") from exc
     return response["MessageId"]

@@ -29,6 +29,8 @@ class Thresholds:
     port_scan_min_hosts: int = 15
     port_scan_min_reject_ratio: float = 0.5
     port_scan_min_records: int = 20
+    # A VPC whose log holds nothing while its peer logged this many accepted flows into it is blind.
+    flow_logs_silent_min_peer_flows: int = 20
 
     @property
     def spike_threshold(self) -> float:
@@ -55,9 +57,12 @@ class AnalyzerConfig:
     engine: str = "insights"
     thresholds: Thresholds = field(default_factory=Thresholds)
     log_format: FlowLogFormat = field(default_factory=FlowLogFormat)
-    settle_lag: timedelta = timedelta(minutes=10)
+    settle_lag: timedelta = timedelta(seconds=c.DEFAULT_SETTLE_LAG_SECONDS)
     query_deadline_seconds: float = float(c.DEFAULT_QUERY_DEADLINE_SECONDS)
     source: str = "vpcpeer traffic analyzer"
+    stack: str = "default"
+    ledger_table: str = ""
+    claim_seconds: float = float(c.DEFAULT_ALERT_CLAIM_SECONDS)
 
     def vpc(self, label: str) -> VpcSpec:
         return next(v for v in self.vpcs if v.label == label)
@@ -144,6 +149,8 @@ def config_from_env(env: Mapping[str, str]) -> AnalyzerConfig:
         port_scan_min_hosts=_number(env, "PORT_SCAN_MIN_HOSTS", defaults.port_scan_min_hosts, low=2, integer=True),
         port_scan_min_reject_ratio=_number(env, "PORT_SCAN_MIN_REJECT_RATIO", defaults.port_scan_min_reject_ratio, low=0, high=1),
         port_scan_min_records=_number(env, "PORT_SCAN_MIN_RECORDS", defaults.port_scan_min_records, low=1, integer=True),
+        flow_logs_silent_min_peer_flows=_number(env, "FLOW_LOGS_SILENT_MIN_PEER_FLOWS",
+                                                defaults.flow_logs_silent_min_peer_flows, low=1, integer=True),
     )
     return AnalyzerConfig(
         vpcs=tuple(specs),
@@ -151,7 +158,11 @@ def config_from_env(env: Mapping[str, str]) -> AnalyzerConfig:
         engine=engine,
         thresholds=thresholds,
         log_format=log_format,
-        settle_lag=timedelta(seconds=_number(env, "SETTLE_LAG_SECONDS", 600, low=0, high=3600, integer=True)),
+        settle_lag=timedelta(seconds=_number(env, c.ENV_SETTLE_LAG_SECONDS, c.DEFAULT_SETTLE_LAG_SECONDS, low=0,
+                                             high=3600, integer=True)),
         query_deadline_seconds=_number(env, "QUERY_DEADLINE_SECONDS", c.DEFAULT_QUERY_DEADLINE_SECONDS, low=5, high=900),
         source=(env.get("AWS_LAMBDA_FUNCTION_NAME") or "vpcpeer traffic analyzer").strip(),
+        stack=(env.get(c.ENV_STACK_NAME) or "default").strip(),
+        ledger_table=(env.get(c.ENV_ALERT_LEDGER_TABLE) or "").strip(),
+        claim_seconds=_number(env, "ALERT_CLAIM_SECONDS", c.DEFAULT_ALERT_CLAIM_SECONDS, low=1, high=3600),
     )

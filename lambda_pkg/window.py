@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from lambda_pkg.errors import InvalidWindow
+from lambda_pkg.errors import InvalidWindow, WindowNotSettled
 
 MAX_WINDOW = timedelta(hours=24)
 HOUR = timedelta(hours=1)
@@ -87,4 +87,16 @@ def window_for_event(event: Any, now: datetime, settle_lag: timedelta) -> Window
         return last_complete_hour(now, settle_lag)
     if not isinstance(spec, dict) or "start" not in spec or "end" not in spec:
         raise InvalidWindow('event "window" must be {"start": ISO8601, "end": ISO8601}')
-    return Window(parse_instant(spec["start"], "start"), parse_instant(spec["end"], "end"))
+    window = Window(parse_instant(spec["start"], "start"), parse_instant(spec["end"], "end"))
+    require_settled(window, now, settle_lag)
+    return window
+
+
+def require_settled(window: Window, now: datetime, settle_lag: timedelta) -> None:
+    """Refuse a window whose flow logs may still arrive: it would report (and publish) too little."""
+    settled = now.astimezone(timezone.utc) - settle_lag
+    if window.end > settled:
+        raise WindowNotSettled(
+            f"window {window.to_json()['start']} .. {window.to_json()['end']} is not settled: flow logs arrive up to "
+            f"{settle_lag.total_seconds() / 60:g} min late, so analyse it after "
+            f"{_iso(window.end + settle_lag)} (the end plus the settle lag)")

@@ -10,6 +10,7 @@ import pulumi_aws as aws
 
 from infra import policies
 from infra.dashboard import filter_metric_namespace
+from lambda_pkg import constants as c
 from lambda_pkg.constants import FILTER_METRIC_REJECTED, FILTER_METRIC_TRAFFIC, VPC_LABELS
 
 ALARM_PERIOD_SECONDS = 300
@@ -81,6 +82,27 @@ class Alerting(pulumi.ComponentResource):
             endpoint=args.alert_email,
             opts=topic_child,
         )
+        # The delivery ledger shared by the Lambda and Dagster (lambda_pkg/ledger.py): one
+        # record per alert, claimed before publishing and marked after. Pending alerts carry
+        # "due", so the sparse index lists exactly what still has to go out.
+        self.ledger = aws.dynamodb.Table(
+            "alert-ledger",
+            name=f"{args.prefix}-alert-ledger",
+            billing_mode="PAY_PER_REQUEST",
+            hash_key=c.LEDGER_KEY,
+            attributes=[
+                aws.dynamodb.TableAttributeArgs(name=c.LEDGER_KEY, type="S"),
+                aws.dynamodb.TableAttributeArgs(name=c.LEDGER_DUE, type="S"),
+                aws.dynamodb.TableAttributeArgs(name=c.LEDGER_EXPIRES, type="N"),
+            ],
+            global_secondary_indexes=[aws.dynamodb.TableGlobalSecondaryIndexArgs(
+                name=c.LEDGER_DUE_INDEX, hash_key=c.LEDGER_DUE, range_key=c.LEDGER_EXPIRES, projection_type="ALL")],
+            ttl=aws.dynamodb.TableTtlArgs(attribute_name=c.LEDGER_PURGE, enabled=True),
+            point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
+            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True, kms_key_arn=self.key.arn),
+            tags={**args.tags, "Name": f"{args.prefix}-alert-ledger"},
+            opts=child,
+        )
 
         self.alarms: list[aws.cloudwatch.MetricAlarm] = []
         for vpc in VPC_LABELS:
@@ -111,7 +133,7 @@ class Alerting(pulumi.ComponentResource):
                 period=SILENCE_PERIOD_SECONDS, evaluation_periods=SILENCE_EVALUATION_PERIODS,
                 missing="breaching", vpc=vpc,
             )
-        self.register_outputs({"topic_arn": self.topic.arn})
+        self.register_outputs({"topic_arn": self.topic.arn, "ledger_table_name": self.ledger.name})
 
     def _alarm(self, name: str, args: AlertingArgs, *, description: str, namespace: str, metric: str,
                statistic: str, comparison: str, threshold: int, period: int, evaluation_periods: int,

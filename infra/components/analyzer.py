@@ -27,6 +27,7 @@ class AnalyzerFunctionArgs:
     flow_log_group_arns: list[pulumi.Input[str]]
     topic_arn: pulumi.Input[str]
     alerts_key_arn: pulumi.Input[str]
+    ledger_table_arn: pulumi.Input[str]
     logs_key_arn: pulumi.Input[str]
     schedule: str
     schedule_enabled: bool
@@ -83,12 +84,12 @@ class AnalyzerFunction(pulumi.ComponentResource):
             role=self.role.id,
             policy=pulumi.Output.all(
                 self.log_group.arn, args.topic_arn, args.alerts_key_arn, self.dead_letter_queue.arn,
-                *args.flow_log_group_arns,
+                args.ledger_table_arn, *args.flow_log_group_arns,
             ).apply(
                 lambda v: json.dumps(
                     policies.analyzer_policy(
                         own_log_group_arn=v[0], topic_arn=v[1], alerts_key_arn=v[2],
-                        dead_letter_queue_arn=v[3], flow_log_group_arns=v[4:],
+                        dead_letter_queue_arn=v[3], ledger_table_arn=v[4], flow_log_group_arns=v[5:],
                     )
                 )
             ),

@@ -255,9 +255,14 @@ class FlowLog(ResourceType):
     id_prefix = "fl-"
 
     def create(self, ctx: Context, name: str, i: dict[str, Any]) -> Created:
+        destination_type = i.get("logDestinationType", "cloud-watch-logs")
+        # moto judges delivery by the group *name* (a destination ARN alone reads as a missing
+        # group, "Access error"); AWS resolves the ARN itself. Both are given, as AWS reports them.
+        group = ({"LogGroupName": i["logDestination"].split(":log-group:", 1)[1].removesuffix(":*")}
+                 if destination_type == "cloud-watch-logs" and ":log-group:" in i["logDestination"] else {})
         response = ctx.ec2.create_flow_logs(
             ResourceIds=[i["vpcId"]], ResourceType="VPC", TrafficType=i["trafficType"],
-            LogDestinationType=i.get("logDestinationType", "cloud-watch-logs"), LogDestination=i["logDestination"],
+            LogDestinationType=destination_type, LogDestination=i["logDestination"], **group,
             DeliverLogsPermissionArn=i["iamRoleArn"], MaxAggregationInterval=as_int(i.get("maxAggregationInterval")) or 600,
             TagSpecifications=tag_spec("vpc-flow-log", ctx, i),
         )

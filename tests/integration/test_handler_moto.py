@@ -3,6 +3,7 @@ and failures that publish nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -13,12 +14,13 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from lambda_pkg import handler as handler_module
-from lambda_pkg.constants import METRIC_NAMESPACE
+from lambda_pkg.constants import METRIC_NAMESPACE, VPC_SLUGS
 from lambda_pkg.errors import QueryFailedError, ThrottledError
 from lambda_pkg.handler import lambda_handler
 from lambda_pkg.window import last_complete_hour
 from tests.analyzer_env import ENV
-from tests.flowgen import random_lines, v2_line
+from tests.aws_fixtures import backdate_flow_logs, create_flow_log, create_ledger_table
+from tests.flowgen import nodata_line, random_lines, v2_line
 
 REGION = "us-east-1"
 
@@ -42,14 +44,24 @@ def aws(monkeypatch):
         queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-        for key, value in {**ENV, "SNS_TOPIC_ARN": topic}.items():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        ec2 = boto3.client("ec2", region_name=REGION)
+        iam, logs = boto3.client("iam", region_name=REGION), boto3.client("logs", region_name=REGION)
+        flow_logs = {label: create_flow_log(ec2, iam, logs, ENV[f"{slug.upper()}_CIDR"], ENV[f"{slug.upper()}_LOG_GROUP"])
+                     for label, slug in VPC_SLUGS.items()}
+        backdate_flow_logs(REGION, 2 * 24 * 3600)  # they existed before every window the tests analyse
+        env = {**ENV, "SNS_TOPIC_ARN": topic, "STACK_NAME": "test",
+               "ALERT_LEDGER_TABLE": create_ledger_table(dynamodb, "test-alert-ledger")}
+        for key, value in env.items():
             monkeypatch.setenv(key, value)
         yield {"topic": topic, "queue": queue, "sqs": sqs, "logs": boto3.client("logs", region_name=REGION),
-               "cloudwatch": boto3.client("cloudwatch", region_name=REGION)}
+               "cloudwatch": boto3.client("cloudwatch", region_name=REGION), "ec2": ec2, "flow_logs": flow_logs,
+               "dynamodb": dynamodb}
 
 
 def write(logs, group: str, events: list[tuple[int, str]]) -> None:
-    logs.create_log_group(logGroupName=group)
+    if not logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
+        logs.create_log_group(logGroupName=group)
     logs.create_log_stream(logGroupName=group, logStreamName="eni-0a1b2c3d-all")
     events = sorted(events)
     for i in range(0, len(events), 5000):
@@ -115,7 +127,7 @@ def test_raw_engine_counts_are_exact_and_published_once(aws) -> None:
         assert got["records_by_status"].get("NODATA", 0) > 0 and got["malformed_records"]
         assert got["lines_read"] < len([r for r in rows if r[0] == vpc])  # the service filtered the window
 
-    assert report["published"]["metrics"] is True
+    assert report["published"]["metrics"] is True, {k: v["coverage"] for k, v in report["vpcs"].items()}
     metrics = aws["cloudwatch"].list_metrics(Namespace=METRIC_NAMESPACE)["Metrics"]
     assert {m["MetricName"] for m in metrics} == {"TotalRequests", "UniqueSourceIPs", "RejectedConnections", "ExternalTraffic", "TotalBytes"}
     again = lambda_handler({"window": window.to_json()}, Context())
@@ -138,7 +150,10 @@ def test_anomalies_are_alerted_with_window_and_origin(aws) -> None:
     [message] = alert_messages(aws)
     assert "port_scan" in message["Message"] and "10.1.2.66" in message["Message"]
     assert window.to_json()["start"] in message["Message"] and "request_id=req-123" in message["Message"]
-    assert message["Subject"].startswith("vpcpeer: 1 high-severity anomaly")
+    assert message["Subject"].startswith("vpcpeer: HIGH port_scan on VPC-A")
+    alert_id = f"test/{window.to_json()['start']}/{report['anomalies'][0]['key']}"
+    assert message["MessageAttributes"]["alert_id"]["Value"] == alert_id and f"Alert id: {alert_id}" in message["Message"]
+    assert report["published"]["alerts_sent"] == [alert_id]
 
 
 def test_orchestrated_runs_publish_nothing(aws) -> None:
@@ -147,17 +162,31 @@ def test_orchestrated_runs_publish_nothing(aws) -> None:
     write(aws["logs"], ENV["VPC_A_LOG_GROUP"], [(ts + i, v2_line("10.1.2.66", "10.0.10.4", 40000, p, action="REJECT")) for i, p in enumerate(range(1, 40))])
     write(aws["logs"], ENV["VPC_B_LOG_GROUP"], [])
     report = lambda_handler({"window": window.to_json(), "orchestrated": True}, Context())
-    assert report["anomalies"] and report["published"] == {"metrics": False, "alert_message_id": None}
+    assert report["anomalies"] and report["published"] == {"metrics": False, "alerts_sent": [],
+                                                           "alerts_already_sent": [], "redelivered": []}
     assert alert_messages(aws) == []
     assert aws["cloudwatch"].list_metrics(Namespace=METRIC_NAMESPACE)["Metrics"] == []
 
 
 def test_an_empty_hour_is_a_valid_distinct_result(aws) -> None:
+    """Nothing in the hour, but the flow logs were active and kept delivering after it: quiet."""
+    window = last_complete_hour(datetime.now(timezone.utc), timedelta(minutes=10))
     for group in (ENV["VPC_A_LOG_GROUP"], ENV["VPC_B_LOG_GROUP"]):
-        write(aws["logs"], group, [])
+        write(aws["logs"], group, [(window.end_ms + 60_000, nodata_line())])
     report = lambda_handler({}, Context())
     assert all(v["total_requests"] == 0 and v["lines_read"] == 0 for v in report["vpcs"].values())
     assert report["anomalies"] == []
+    assert all(v["coverage"]["complete"] for v in report["vpcs"].values())
+
+
+def test_an_empty_hour_of_a_log_that_went_silent_is_not_quiet(aws) -> None:
+    for group in (ENV["VPC_A_LOG_GROUP"], ENV["VPC_B_LOG_GROUP"]):
+        write(aws["logs"], group, [])
+    report = lambda_handler({}, Context())
+    silent = {a["vpc"]: a for a in report["anomalies"] if a["type"] == "flow_logs_silent"}
+    assert set(silent) == {"VPC-A", "VPC-B"}
+    assert "received no record in or after the window" in silent["VPC-A"]["description"]
+    assert aws["cloudwatch"].list_metrics(Namespace=METRIC_NAMESPACE)["Metrics"] == []  # no zero datapoints
 
 
 def _assert_nothing_published(aws) -> None:
@@ -167,6 +196,7 @@ def _assert_nothing_published(aws) -> None:
 
 def test_missing_log_group_raises_and_publishes_nothing(aws) -> None:
     write(aws["logs"], ENV["VPC_A_LOG_GROUP"], [])
+    aws["logs"].delete_log_group(logGroupName=ENV["VPC_B_LOG_GROUP"])
     with pytest.raises(QueryFailedError, match="ResourceNotFoundException.*VPC_A_LOG_GROUP"):
         lambda_handler({}, Context())
     _assert_nothing_published(aws)
@@ -198,10 +228,73 @@ def test_insights_failures_raise_and_publish_nothing(aws, monkeypatch, failure: 
     real = handler_module._clients
 
     def clients():
-        _, cloudwatch, sns = real()
-        return logs, cloudwatch, sns
+        return dataclasses.replace(real(), logs=logs)
 
     monkeypatch.setattr(handler_module, "_clients", clients)
     with stub, pytest.raises(error):
         lambda_handler({}, Context())
     _assert_nothing_published(aws)
+
+
+def _scan_into_a(aws, window) -> None:
+    ts = window.start_ms + 60_000
+    write(aws["logs"], ENV["VPC_A_LOG_GROUP"],
+          [(ts + port, v2_line("10.1.2.66", "10.0.10.4", 40000, port, action="REJECT")) for port in range(1, 40)])
+    write(aws["logs"], ENV["VPC_B_LOG_GROUP"], [(ts, v2_line("10.0.1.5", "10.1.10.3", 40000, 3306))])
+
+
+def test_invoking_twice_for_one_window_sends_each_alert_once(aws) -> None:
+    """At-least-once triggers (an EventBridge or Lambda retry) invoke the handler again: one alert."""
+    window = last_complete_hour(datetime.now(timezone.utc), timedelta(minutes=10))
+    _scan_into_a(aws, window)
+    first = lambda_handler({"window": window.to_json()}, Context())
+    second = lambda_handler({"window": window.to_json()}, Context())
+    assert len(first["published"]["alerts_sent"]) == 1 and second["published"]["alerts_sent"] == []
+    assert second["published"]["alerts_already_sent"] == first["published"]["alerts_sent"]
+    assert len(alert_messages(aws)) == 1
+    assert first["published"]["metrics"] is True and second["published"]["metrics"] is False
+
+
+def test_a_window_that_has_not_settled_is_refused_and_publishes_nothing(aws) -> None:
+    from lambda_pkg.errors import WindowNotSettled
+
+    now = datetime.now(timezone.utc)
+    current = now.replace(minute=0, second=0, microsecond=0)
+    for start, end in ((current, current + timedelta(hours=1)), (now + timedelta(hours=2), now + timedelta(hours=3))):
+        with pytest.raises(WindowNotSettled, match="not settled.*analyse it after"):
+            lambda_handler({"window": {"start": start.isoformat(), "end": end.isoformat()}}, Context())
+    _assert_nothing_published(aws)
+
+
+def _flows_from_b_into_a(aws, window, count: int = 40) -> None:
+    ts = window.start_ms + 60_000
+    write(aws["logs"], ENV["VPC_B_LOG_GROUP"],
+          [(ts + i, v2_line("10.1.1.7", "10.0.1.9", 40000 + i, 443)) for i in range(count)])
+
+
+def test_a_deleted_flow_log_is_alerted_not_reported_as_quiet(aws) -> None:
+    window = last_complete_hour(datetime.now(timezone.utc), timedelta(minutes=10))
+    aws["ec2"].delete_flow_logs(FlowLogIds=[aws["flow_logs"]["VPC-A"]])
+    _flows_from_b_into_a(aws, window)
+    report = lambda_handler({"window": window.to_json()}, Context())
+    [silent] = [a for a in report["anomalies"] if a["type"] == "flow_logs_silent"]
+    assert silent["vpc"] == "VPC-A" and silent["severity"] == "high"
+    assert "no flow log delivers to /aws/vpc/flowlogs/test/vpc-a" in silent["description"]
+    assert report["vpcs"]["VPC-A"]["coverage"]["complete"] is False
+    assert report["vpcs"]["VPC-B"]["coverage"]["complete"] is True
+    [message] = alert_messages(aws)
+    assert "flow_logs_silent" in message["Message"] and "NOT COVERED" in message["Message"]
+    # VPC-A's zero is not a fact: no datapoint for it, VPC-B's as usual.
+    published = {d["Value"] for m in aws["cloudwatch"].list_metrics(Namespace=METRIC_NAMESPACE)["Metrics"]
+                 for d in m["Dimensions"]}
+    assert published == {"VPC-B"}
+
+
+def test_a_log_silent_while_its_peer_logs_traffic_into_it_is_alerted(aws) -> None:
+    window = last_complete_hour(datetime.now(timezone.utc), timedelta(minutes=10))
+    write(aws["logs"], ENV["VPC_A_LOG_GROUP"], [])
+    _flows_from_b_into_a(aws, window)
+    report = lambda_handler({"window": window.to_json()}, Context())
+    [silent] = [a for a in report["anomalies"] if a["type"] == "flow_logs_silent"]
+    assert silent["vpc"] == "VPC-A" and "VPC-B logged 40 accepted flows into it" in silent["description"]
+    assert silent["evidence"]["peer_flows_in"] == 40 and silent["evidence"]["records"] == 0

@@ -29,6 +29,7 @@ def analyzer() -> dict[str, Any]:
         flow_log_group_arns=FLOW_GROUPS, own_log_group_arn=OWN_GROUP,
         topic_arn=f"arn:aws:sns:{REGION}:{ACCOUNT}:x-alerts",
         alerts_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/abc",
+        ledger_table_arn=f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/vpcpeer-test-alert-ledger",
         dead_letter_queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:x-dlq",
     )
 
