@@ -169,11 +169,10 @@ def cmd_local_simulate(args: argparse.Namespace) -> int:
     """Back-fill emulated flow logs and inject scenarios."""
     from datetime import datetime, timedelta, timezone
 
-    from vpcpeer_orchestration.local.flowlogs import FlowLogEmulator, floor_hour
+    from vpcpeer_orchestration.local.flowlogs import floor_hour
 
     stack = _embedded_stack(args.stack)
-    emulator = FlowLogEmulator(stack.clients, seed=args.seed, scale=args.scale, service_ports=stack.service_ports(),
-                               progress=_progress)
+    emulator = stack.flow_log_emulator(seed=args.seed, scale=args.scale, progress=_progress)
     _progress(f"writing flow logs for the last {args.hours} complete hour(s) ...")
     written = emulator.backfill(args.hours)
     last = floor_hour(datetime.now(timezone.utc)) - timedelta(hours=1)

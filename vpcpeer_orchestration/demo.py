@@ -53,14 +53,10 @@ def contiguous_ranges(keys: list[str], ordered: list[str]) -> list[tuple[str, st
 def run_demo(hours: int = 24, scenarios: dict[str, int] | None = None, stack: str = "dev",
              say: Callable[[str], None] = print, home: Path | None = None) -> dict[str, Any]:
     """Run the demo; returns a summary (raises DemoFailed on any failed step)."""
-    from dagster import AssetKey, DagsterInstance
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+    from dagster import DagsterInstance
 
     from vpcpeer_orchestration.definitions import build_definitions, settings_from_environment
-    from vpcpeer_orchestration.local.alerts import received_alerts
-    from vpcpeer_orchestration.local.flowlogs import FlowLogEmulator, floor_hour
     from vpcpeer_orchestration.local.server import LocalAws
-    from vpcpeer_orchestration.local.stack import EmbeddedStack
     from vpcpeer_orchestration.resources import STACK_ENV
 
     scenarios = demo_scenarios() if scenarios is None else scenarios
@@ -70,6 +66,21 @@ def run_demo(hours: int = 24, scenarios: dict[str, int] | None = None, stack: st
 
     started = time.monotonic()
     aws = LocalAws.from_env(instance_root=home)
+    # One demo per instance at a time: a second one waits, then finds the work done.
+    with aws.lock("demo", waiting=lambda: say("another `vpcpeer demo` is running on this instance; waiting for it ...")):
+        return _demo(defs, instance, aws, home, hours, scenarios, stack, say, started)
+
+
+def _demo(defs: Any, instance: Any, aws: Any, home: Path, hours: int, scenarios: dict[str, int], stack: str,
+          say: Callable[[str], None], started: float) -> dict[str, Any]:
+    from dagster import AssetKey
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from lambda_pkg.constants import DEFAULT_SETTLE_LAG_SECONDS
+    from lambda_pkg.window import last_complete_hour
+    from vpcpeer_orchestration.local.alerts import received_alerts
+    from vpcpeer_orchestration.local.stack import EmbeddedStack
+
     endpoint = aws.endpoint()
     say(f"[1/5] embedded AWS at {endpoint} (generation {aws.generation() or 'external'}, state in {aws.home})")
 
@@ -86,8 +97,9 @@ def run_demo(hours: int = 24, scenarios: dict[str, int] | None = None, stack: st
     say(f"      run {rollout.run_id}: {len(checks)} posture checks passed")
 
     embedded = EmbeddedStack(aws, stack)
-    last = floor_hour(datetime.now(timezone.utc)) - timedelta(hours=1)
-    emulator = FlowLogEmulator(embedded.clients, service_ports=embedded.service_ports())
+    # The last hour whose flow logs have settled (the one the schedule would analyse now).
+    last = last_complete_hour(datetime.now(timezone.utc), timedelta(seconds=DEFAULT_SETTLE_LAG_SECONDS)).start
+    emulator = embedded.flow_log_emulator()
     injected = {name: emulator.inject(name, last - timedelta(hours=offset))
                 for name, offset in scenarios.items() if offset < hours}
     aws.flush()
@@ -113,7 +125,7 @@ def run_demo(hours: int = 24, scenarios: dict[str, int] | None = None, stack: st
         sent = analysis.asset_value("anomaly_alerts")
         sent = sent if start_key != end_key else {start_key: sent}
         alerts_sent += sum(v["sent"] for v in sent.values())
-        messages += sum(1 for v in sent.values() if v["message_id"])
+        messages += sum(len(v["message_ids"]) for v in sent.values())
 
     say("[5/5] report")
     say(f"      {'hour (UTC)':16s} {'requests A/B':>13s} {'rejects A/B':>12s}  anomalies")
@@ -131,7 +143,7 @@ def run_demo(hours: int = 24, scenarios: dict[str, int] | None = None, stack: st
     alerts = received_alerts(embedded)
     aws.flush()
     say(f"      this run analysed {len(missing)} hour(s) and alerted {alerts_sent} new anomalies in {messages} "
-        f"message(s) (hours analysed before are not analysed or alerted again); alerts in the local inbox: {len(alerts)}")
+        f"message(s), one per anomaly (hours analysed before are not analysed or alerted again); alerts in the local inbox: {len(alerts)}")
     for alert in alerts[-5:]:
         say(f"        - {alert['subject']}")
     say(f"\nDagster instance: {home}\n  see the same history in the UI:  DAGSTER_HOME={home} "

@@ -13,6 +13,8 @@ import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
 
+from lambda_pkg.constants import DEFAULT_SETTLE_LAG_SECONDS
+from lambda_pkg.window import last_complete_hour
 from tests.e2e.conftest import BIN, REPO, default_signals
 from tests.unit.test_definitions import SNAPSHOT
 
@@ -85,7 +87,8 @@ def test_dagster_dev_lists_the_graph_and_runs_a_partition(homes) -> None:
         assert nodes == set(SNAPSHOT)
 
         assert wait_for(port, launch(port, "rollout_job")) == "SUCCESS"
-        partition = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%d-%H:00")
+        settled = last_complete_hour(datetime.now(timezone.utc), timedelta(seconds=DEFAULT_SETTLE_LAG_SECONDS))
+        partition = settled.start.strftime("%Y-%m-%d-%H:00")
         run_id = launch(port, "traffic_analysis_job", {"dagster/partition": partition})
         assert wait_for(port, run_id) == "SUCCESS"
     finally:

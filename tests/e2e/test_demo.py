@@ -87,3 +87,28 @@ def test_two_checkouts_run_the_demo_at_once_each_with_its_own_embedded_aws(tmp_p
     finally:
         for env in envs:
             stop_embedded_aws(env)
+
+
+def test_two_demos_at_once_on_one_instance_do_the_work_once(homes) -> None:
+    """The second demo waits for the first, then finds everything done: one VPC pair, one alert
+    per anomaly, the same reports."""
+    wait_for_a_quiet_hour()
+    running = [demo_command(homes) for _ in range(2)]
+    outputs = []
+    for process in running:
+        stdout, stderr = process.communicate(timeout=900)
+        assert process.returncode == 0, stdout[-3000:] + stderr[-3000:]
+        outputs.append((stdout, json.loads(stdout[stdout.index("\n{") + 1:])))
+    (first_out, first), (second_out, second) = sorted(outputs, key=lambda o: -o[1]["hours_analysed"])
+    assert "waiting for it" in second_out
+    assert first["hours_analysed"] == int(HOURS) and second["hours_analysed"] == 0
+    assert second["alerts_sent"] == 0 and first["alerts_sent"] == first["alert_messages"] >= 1
+    assert second["alerts_received"] == first["alerts_received"] == first["alert_messages"]
+    assert second["hours"] == first["hours"]
+    vpcs = subprocess.run(
+        [str(BIN / "python"), "-c",
+         "from vpcpeer_orchestration.local.server import LocalAws; from vpcpeer_orchestration.local.stack import "
+         "EmbeddedStack; s = EmbeddedStack(LocalAws.from_env(), 'dev'); "
+         "print(len(s.clients('ec2').describe_vpcs(Filters=[{'Name': 'tag:Project', 'Values': ['vpcpeer']}])['Vpcs']))"],
+        cwd=REPO, env=homes, capture_output=True, text=True, timeout=120)
+    assert vpcs.stdout.strip() == "2", vpcs.stderr[-2000:]  # one VPC pair, not two

@@ -162,8 +162,8 @@ def test_the_current_hour_is_not_written_before_it_is_complete(clients, topology
 def test_written_hours_are_marked_in_the_state_bucket(clients, topology, backfilled) -> None:
     markers = StateObjects(clients("s3"))
     for hour_iso, count in backfilled[0].items():
-        key = flow_log_marker_key("hours", topology.log_groups[VPC_A], datetime.fromisoformat(hour_iso))
-        assert markers.get(key) == {"records": count}
+        key = flow_log_marker_key("hours", topology.vpc_ids[VPC_A], datetime.fromisoformat(hour_iso))
+        assert markers.get(key) == {"state": "done", "records": count}
 
 
 def test_events_land_in_their_log_groups_and_streams_inside_the_hour(clients, topology, backfilled) -> None:
@@ -172,11 +172,12 @@ def test_events_land_in_their_log_groups_and_streams_inside_the_hour(clients, to
     total = 0
     for label, group in topology.log_groups.items():
         events = stored(clients, group, LAST_HOUR)
+        suffix = f"-{LAST_HOUR:%Y%m%dT%H}"
         assert Counter((e["logStreamName"], e["timestamp"], e["message"]) for e in events) == \
-            Counter((e.stream, e.timestamp_ms, e.message) for e in expected if e.log_group == group), label
+            Counter((e.stream + suffix, e.timestamp_ms, e.message) for e in expected if e.log_group == group), label
         for event in events:
             assert start_ms <= event["timestamp"] < start_ms + 3_600_000
-            assert event["logStreamName"] == f"{event['message'].split()[2]}-all"
+            assert event["logStreamName"] == f"{event['message'].split()[2]}-all{suffix}"
         total += len(events)
     assert total == backfilled[0][LAST_HOUR.isoformat()]
 
@@ -193,8 +194,8 @@ def test_inject_writes_a_scenario_once(clients, topology, backfilled) -> None:
     assert len(events) == a_before + 40 and len(scan) == 40
     assert {e["message"].split()[12] for e in scan} == {"REJECT"}
     assert len(stored(clients, topology.log_groups[VPC_B], hour)) == b_before
-    key = flow_log_marker_key("scenarios", topology.log_groups[VPC_A], hour, "port-scan")
-    assert StateObjects(clients("s3")).get(key) == {"records": 40}
+    key = flow_log_marker_key("scenarios", topology.vpc_ids[VPC_A], hour, "port-scan")
+    assert StateObjects(clients("s3")).get(key) == {"state": "done", "records": 40}
 
 
 def test_a_scenario_goes_to_the_log_of_the_vpc_that_logs_it(clients, topology) -> None:
@@ -230,3 +231,59 @@ def test_a_scenario_older_than_cloudwatch_accepts_is_refused(clients, topology) 
 def test_backfill_writes_the_last_complete_hours(clients, topology, backfilled) -> None:
     written = emulator(clients).backfill(5, now=NOW)
     assert sorted(written) == [(LAST_HOUR - k * HOUR).isoformat() for k in (4, 3)]
+
+
+def test_a_writer_killed_half_way_is_cleaned_up_and_written_once(clients, topology) -> None:
+    """A claim without its mark (the writer died mid-hour) is rewritten, not added to."""
+    hour = LAST_HOUR - 5 * HOUR
+    writer = emulator(clients)
+    events = writer.model().normal_hour(hour)
+    key = flow_log_marker_key("hours", topology.vpc_ids[VPC_A], hour)
+    suffix = f"-{hour:%Y%m%dT%H}"
+    # What a writer killed after its claim and part of its records leaves behind.
+    StateObjects(clients("s3")).put(key, {"state": "writing"})
+    from vpcpeer_orchestration.local.traffic_model import Event
+    writer.write([Event(e.log_group, e.stream + suffix, e.timestamp_ms, e.message) for e in events[:40]])
+
+    written = writer.ensure_hours([hour], now=NOW)
+    assert written == {hour.isoformat(): len(events)}
+    stored_events = [e for group in topology.log_groups.values() for e in stored(clients, group, hour)]
+    assert len(stored_events) == len(events)  # the partial write is gone, nothing doubled
+    assert StateObjects(clients("s3")).get(key) == {"state": "done", "records": len(events)}
+
+
+def test_two_writers_at_once_write_each_hour_once(clients, topology) -> None:
+    """Concurrent writers serialise on the lock; the second finds the hour done."""
+    import threading
+
+    hours = [LAST_HOUR - k * HOUR for k in range(8, 12)]
+    lock = threading.Lock()
+    results: list[dict[str, int]] = []
+
+    def run() -> None:
+        results.append(FlowLogEmulator(clients, lock=lambda: lock).ensure_hours(hours, now=NOW))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(len(r) for r in results) == [0, len(hours)]
+    for hour in hours:
+        expected = emulator(clients).model().normal_hour(hour)
+        stored_events = [e for group in topology.log_groups.values() for e in stored(clients, group, hour)]
+        assert len(stored_events) == len(expected)
+
+
+def test_a_vpc_whose_flow_log_is_gone_is_not_logged_but_its_peer_still_is(clients, topology) -> None:
+    """As on AWS: deleting VPC-A's flow log stops VPC-A's records; VPC-B still logs traffic into VPC-A."""
+    ec2 = clients("ec2")
+    [flow_log] = ec2.describe_flow_logs(Filters=[{"Name": "resource-id", "Values": [topology.vpc_ids[VPC_A]]}])["FlowLogs"]
+    ec2.delete_flow_logs(FlowLogIds=[flow_log["FlowLogId"]])
+    hour = LAST_HOUR - 20 * HOUR
+    written = emulator(clients, vpc_ids=topology.vpc_ids.values()).ensure_hours([hour], now=NOW)
+    assert written[hour.isoformat()] > 0
+    assert stored(clients, topology.log_groups[VPC_A], hour) == []
+    into_a = [e for e in stored(clients, topology.log_groups[VPC_B], hour)
+              if e["message"].split()[4].startswith("10.0.") and e["message"].split()[12] == "ACCEPT"]
+    assert len(into_a) > 20

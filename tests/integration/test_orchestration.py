@@ -12,15 +12,17 @@ import dagster as dg
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from lambda_pkg.constants import METRIC_NAMESPACE
+from lambda_pkg.constants import DEFAULT_SETTLE_LAG_SECONDS, METRIC_NAMESPACE
+from lambda_pkg.window import last_complete_hour
 from vpcpeer_orchestration.definitions import build_definitions
 from vpcpeer_orchestration.local.alerts import received_alerts
-from vpcpeer_orchestration.local.flowlogs import FlowLogEmulator, floor_hour
+from vpcpeer_orchestration.local.flowlogs import floor_hour
 from vpcpeer_orchestration.local.server import LocalAws
 from vpcpeer_orchestration.local.stack import EmbeddedStack
 from vpcpeer_orchestration.sensors import alarm_state_sensor, analysis_failure_sensor, stack_drift_sensor
 
-LAST = floor_hour(datetime.now(timezone.utc)) - timedelta(hours=1)
+# The last hour whose flow logs have settled: the schedule's partition now.
+LAST = last_complete_hour(datetime.now(timezone.utc), timedelta(seconds=DEFAULT_SETTLE_LAG_SECONDS)).start
 SCAN_HOUR = LAST - timedelta(hours=1)
 KEY = SCAN_HOUR.strftime("%Y-%m-%d-%H:00")
 CHAIN_ASSETS = {"traffic_analysis", "traffic_anomalies", "anomaly_alerts", "traffic_metrics"}
@@ -36,7 +38,7 @@ def env(local_aws):
     defs = build_definitions("embedded", {"VPCPEER_HOME": str(local_aws.home)})
     rollout = defs.resolve_job_def("rollout_job").execute_in_process(instance=instance)
     stack = EmbeddedStack(local_aws, "dev")
-    FlowLogEmulator(stack.clients, service_ports=stack.service_ports()).inject("port-scan", SCAN_HOUR)
+    stack.flow_log_emulator().inject("port-scan", SCAN_HOUR)
     return {"defs": defs, "instance": instance, "rollout": rollout, "stack": stack, "aws": local_aws}
 
 
@@ -96,7 +98,8 @@ def test_a_port_scan_hour_fails_its_check_and_alerts_once(env) -> None:
     assert checks["no_port_scan"].passed is False and checks["no_port_scan"].severity == dg.AssetCheckSeverity.ERROR
     assert checks["no_traffic_spike"].passed is True
     alerts = first.asset_value("anomaly_alerts")
-    assert alerts["sent"] == 1 and alerts["message_id"]
+    assert alerts["sent"] == 1 and len(alerts["message_ids"]) == 1
+    assert alerts["alert_ids"] == [f"dev/{report['window']['start']}/{scan['key']}"]
     inbox = [a for a in received_alerts(env["stack"]) if KEY in a["message"]]
     assert len(inbox) == 1 and f"run_id={first.run_id}" in inbox[0]["message"] and "stack=dev" in inbox[0]["message"]
     assert first.asset_value("traffic_metrics")["published"] is True
@@ -104,6 +107,7 @@ def test_a_port_scan_hour_fails_its_check_and_alerts_once(env) -> None:
     again = chain(env, KEY)
     assert again.success
     assert again.asset_value("anomaly_alerts")["sent"] == 0
+    assert again.asset_value("anomaly_alerts")["already_sent"] == 1
     assert again.asset_value("traffic_metrics")["published"] is False
     assert len([a for a in received_alerts(env["stack"]) if KEY in a["message"]]) == 1
 
@@ -159,7 +163,7 @@ def test_a_failed_analysis_fails_the_partition_and_publishes_nothing(env) -> Non
     logs = stack.clients("logs")
     hour = LAST - timedelta(hours=8)
     key = key_of(hour)
-    FlowLogEmulator(stack.clients, service_ports=stack.service_ports()).ensure_hours([hour])
+    stack.flow_log_emulator().ensure_hours([hour])
     logs.delete_log_group(logGroupName=outputs["vpc_b_log_group_name"])
     try:
         result = chain(env, key)
@@ -175,15 +179,14 @@ def test_a_failed_analysis_fails_the_partition_and_publishes_nothing(env) -> Non
         StartTime=hour, EndTime=hour + timedelta(minutes=1), Period=60, Statistics=["SampleCount"])
     assert metrics["Datapoints"] == []
 
-    # The failure sensor turns the failed run into an alert.
-    run = env["instance"].get_run_by_id(result.run_id)
-    failure_event = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
-    with dg.build_run_status_sensor_context(
-            sensor_name="analysis_failure_sensor", dagster_event=failure_event, dagster_instance=env["instance"],
-            dagster_run=run, resources=sensor_resources(env)) as status_context:
-        analysis_failure_sensor(status_context.for_run_failure())
+    # The failure sensor turns the failed run into an alert, once.
+    for _ in range(2):
+        with dg.build_sensor_context(resources=sensor_resources(env), instance=env["instance"],
+                                     sensor_name="analysis_failure_sensor") as context:
+            analysis_failure_sensor(context)
     [alert] = [a for a in received_alerts(stack) if result.run_id in a["message"]]
-    assert alert["subject"].endswith("failed") and key in alert["message"]
+    assert "failed" in alert["subject"] and key in alert["message"] and "ResourceNotFoundException" in alert["message"]
+    assert alert["attributes"]["alert_id"] == f"dev/run-failure/{result.run_id}"
 
 
 def test_hours_older_than_the_logs_kept_fail_instead_of_reporting_zeros(env) -> None:

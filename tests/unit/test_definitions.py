@@ -47,7 +47,7 @@ def test_lineage_runs_from_package_to_alerts() -> None:
     assert parents("flow_log_records") == {"flow_log_pipeline"}
     assert parents("traffic_analysis") == {"flow_log_records"}
     assert parents("anomaly_alerts") == {"traffic_analysis", "traffic_anomalies"}
-    assert parents("traffic_metrics") == {"traffic_analysis"}
+    assert parents("traffic_metrics") == {"traffic_analysis", "anomaly_alerts"}  # alerts first, then metrics
 
 
 def test_every_asset_has_a_description_and_kinds() -> None:
@@ -73,7 +73,8 @@ def test_checks_cover_posture_and_every_rule() -> None:
             ("peering_security_groups", "rules_match_declared_ports"),
             ("peering_security_groups", "default_groups_empty")} <= checks
     rules = {name for asset, name in checks if asset == "traffic_anomalies"}
-    assert rules == {"no_traffic_spike", "no_port_scan", "no_external_traffic", "no_unexpected_port", "no_high_rejections"}
+    assert rules == {"no_traffic_spike", "no_port_scan", "no_external_traffic", "no_unexpected_port", "no_high_rejections",
+                     "no_flow_logs_silent"}
 
 
 def test_schedule_analyses_the_hour_that_ended_after_the_settle_lag() -> None:
@@ -87,6 +88,15 @@ def test_schedule_analyses_the_hour_that_ended_after_the_settle_lag() -> None:
 def test_jobs_and_sensors_are_registered() -> None:
     assert {j.name for j in defs.resolve_all_job_defs()} >= {"rollout_job", "traffic_analysis_job"}
     assert {s.name for s in defs.sensors} == {"analysis_failure_sensor", "stack_drift_sensor", "alarm_state_sensor"}
+    # Failure alerts and redeliveries must not depend on someone switching them on.
+    status = {s.name: s.default_status for s in defs.sensors}
+    assert status["analysis_failure_sensor"] == dg.DefaultSensorStatus.RUNNING
+
+
+def test_the_steps_with_effects_share_a_concurrency_pool() -> None:
+    graph = defs.resolve_asset_graph()
+    pools = {key: graph.get(dg.AssetKey(key)).pools for key in ("anomaly_alerts", "traffic_metrics")}
+    assert pools == {"anomaly_alerts": {"vpcpeer_analysis"}, "traffic_metrics": {"vpcpeer_analysis"}}
 
 
 def test_lambda_package_materializes_with_its_hash(tmp_path) -> None:

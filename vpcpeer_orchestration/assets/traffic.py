@@ -28,8 +28,13 @@ ANOMALY_ALERTS = dg.AssetKey("anomaly_alerts")
 # A stalled pipeline is visible: warn when the analysis is 2 hours old, fail at 3.
 FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=3), warn_window=timedelta(hours=2))
 # Whole-step retries for transient failures only (throttling past botocore's own retries,
-# query deadlines); anything else fails at once with allow_retries=False.
-RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+# query deadlines, an alert topic that stays unreachable); anything else fails at once
+# with allow_retries=False.
+RETRY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+# The steps with effects on the stack's AWS share a concurrency pool: on a shared instance,
+# `dagster instance concurrency set vpcpeer_analysis 1` keeps two runs of one hour apart.
+# (Correctness does not depend on it: the ledger's conditional writes do that.)
+ANALYSIS_POOL = "vpcpeer_analysis"
 
 
 def hourly_asset(**kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
@@ -104,6 +109,14 @@ def traffic_analysis(context: dg.AssetExecutionContext, analyzer: AnalyzerResour
                      stack: StackResource) -> Any:
     """Run the analyzer once per hour of the run."""
     hours = windows(context)
+    unsettled = [key for key, _, end in hours if end > flow_logs.settled_until()]
+    if unsettled:
+        # Its records may still arrive: a report now would be too small, and published.
+        lag = timedelta(seconds=flow_logs.settle_lag_seconds)
+        raise dg.Failure(description=f"{len(unsettled)} hour(s) ({unsettled[0]} ...) have not settled: flow logs arrive "
+                                     f"up to {lag} after the hour; analyse them after "
+                                     f"{max(end for _, _, end in hours) + lag:%Y-%m-%d %H:%M} UTC",
+                         allow_retries=False)
     oldest = flow_logs.oldest_available()
     expired = [key for key, start, _ in hours if start < oldest]
     if expired:
@@ -170,74 +183,70 @@ def traffic_anomalies(context: dg.AssetExecutionContext, traffic_analysis: Any):
 
 # -- anomaly_alerts ---------------------------------------------------------------------
 
-def already_alerted(context: dg.AssetExecutionContext, partition: str) -> set[str]:
-    """Keys alerted for this hour by earlier materialisations (the ledger is Dagster's event log)."""
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=ANOMALY_ALERTS, asset_partitions=[partition]), limit=1)
-    for record in records.records:
-        materialization = record.asset_materialization
-        if materialization and "alerted_keys" in materialization.metadata:
-            return set(materialization.metadata["alerted_keys"].value)
-    return set()
-
-
-def alert_key(partition: str, anomaly: dict[str, Any]) -> str:
-    """Hour, rule, VPC and subject (port, source, ...) of an anomaly: what makes it the same alert."""
-    return f"{partition}|{anomaly['key']}"
+def delivery_owner(context: dg.AssetExecutionContext) -> str:
+    """Who holds a ledger claim: this run (a retried step of the same run takes its claims over)."""
+    return f"dagster:{context.run.run_id}"
 
 
 @hourly_asset(
-    key=ANOMALY_ALERTS, retry_policy=RETRY, kinds={"aws", "sns"}, io_manager_key="reports_io_manager",
-    description="SNS alerts for the hour's new anomalies. Idempotent: re-running or back-filling an hour "
-                "sends nothing already sent for that hour, rule, VPC and subject. Each message names the "
-                "partition, run and stack that produced it.",
+    key=ANOMALY_ALERTS, retry_policy=RETRY, kinds={"aws", "sns", "dynamodb"}, io_manager_key="reports_io_manager",
+    pool=ANALYSIS_POOL,
+    description="SNS alerts for the hour's anomalies, one message per anomaly carrying its alert id (stack, hour, "
+                "rule, VPC, subject). Each goes through the stack's delivery ledger, shared with the standalone "
+                "Lambda: claimed before publishing, marked sent after, so a retry, a re-run, a backfill or a "
+                "concurrent run never sends it twice and a failed publish is delivered later. Alerts still due "
+                "from earlier failures are delivered first.",
 )
 def anomaly_alerts(context: dg.AssetExecutionContext, traffic_analysis: Any, traffic_anomalies: Any,
                    stack: StackResource) -> Any:
-    from lambda_pkg.publish import send_alert
+    from lambda_pkg.delivery import Deliverer, anomaly_alerts as render
 
     reports = by_partition(context, traffic_analysis)
     anomalies_by_hour = by_partition(context, traffic_anomalies)
-    topic = stack.outputs()["sns_topic_arn"]
-    sns = None
+    deliverer = Deliverer(stack.alert_ledger(), stack.client("sns"), stack.outputs()["sns_topic_arn"],
+                          delivery_owner(context))
+    total = deliverer.drain(prefix=f"{stack.stack}/")
+    if total.sent:
+        context.log.info(f"delivered {len(total.sent)} alert(s) due from earlier failures")
     results = {}
     for key in context.partition_keys:
-        sent_before = already_alerted(context, key)
-        new = [a for a in anomalies_by_hour[key] if alert_key(key, a) not in sent_before]
-        message_id = None
-        if new:
-            sns = sns or stack.client("sns")
-            report = {**reports[key], "anomalies": new}
-            origin = {"partition": key, "run_id": context.run.run_id, "stack": stack.stack, "source": "dagster"}
-            message_id = send_alert(sns, topic, report, origin)
-        alerted = sorted(sent_before | {alert_key(key, a) for a in new})
-        results[key] = {"sent": len(new), "message_id": message_id, "alerted_keys": alerted}
-        context.add_asset_metadata({"sent": len(new), "skipped_already_sent": len(anomalies_by_hour[key]) - len(new),
-                                    "message_id": message_id or "", "alerted_keys": dg.MetadataValue.json(alerted)},
+        origin = {"partition": key, "run_id": context.run.run_id, "stack": stack.stack, "source": "dagster"}
+        delivery = deliverer.deliver(render(stack.stack, reports[key], anomalies_by_hour[key], origin))
+        total = total.merge(delivery)
+        results[key] = {"sent": len(delivery.sent), "message_ids": sorted(delivery.sent.values()),
+                        "alert_ids": sorted([*delivery.sent, *delivery.skipped, *delivery.failed]),
+                        "already_sent": len(delivery.skipped), "failed": sorted(delivery.failed)}
+        context.add_asset_metadata({"sent": len(delivery.sent), "already_sent": len(delivery.skipped),
+                                    "failed": len(delivery.failed),
+                                    "alert_ids": dg.MetadataValue.json(results[key]["alert_ids"])},
                                    partition_key=key)
     stack.durable()
+    total.raise_for_failures()  # after every other alert went out: the retry completes what is missing
     return result_value(results)
 
 
 # -- traffic_metrics --------------------------------------------------------------------
 
 @hourly_asset(
-    retry_policy=RETRY, kinds={"aws", "cloudwatch"}, io_manager_key="reports_io_manager",
-    description="The analyzer's five custom CloudWatch metrics per VPC for the hour, stamped at the hour's "
-                "start and published once: a re-run finds the datapoint and publishes nothing.",
+    deps=[ANOMALY_ALERTS], retry_policy=RETRY, kinds={"aws", "cloudwatch"}, io_manager_key="reports_io_manager",
+    pool=ANALYSIS_POOL,
+    description="The analyzer's five custom CloudWatch metrics per VPC for the hour, stamped at the hour's start "
+                "and published once (a ledger claim per hour, then the datapoint check); published after the "
+                "alerts. A VPC whose flow log did not cover the hour gets no datapoint rather than a zero.",
 )
 def traffic_metrics(context: dg.AssetExecutionContext, traffic_analysis: Any, stack: StackResource) -> Any:
-    from lambda_pkg.publish import MetricsPublisher, metric_data
+    from lambda_pkg.delivery import publish_metrics_once
+    from lambda_pkg.publish import covered, metric_data
     from lambda_pkg.window import Window
 
     reports = by_partition(context, traffic_analysis)
-    publisher = MetricsPublisher(stack.client("cloudwatch"))
+    ledger, cloudwatch = stack.alert_ledger(), stack.client("cloudwatch")
     results = {}
     for key, start, end in windows(context):
         window = Window(start, end)
-        published = publisher.publish(reports[key], window)
+        published = publish_metrics_once(ledger, cloudwatch, stack.stack, reports[key], window, delivery_owner(context))
         data = [{k: v for k, v in d.items() if k != "Timestamp"} for d in metric_data(reports[key], window)]
-        results[key] = {"published": published, "metrics": data}
+        results[key] = {"published": published, "metrics": data, "vpcs": covered(reports[key])}
         context.add_asset_metadata({"published_now": published, "datapoints": len(data)}, partition_key=key)
     stack.durable()
     return json.loads(json.dumps(result_value(results)))

@@ -7,13 +7,17 @@ traffic, NODATA, ACCEPT/REJECT by the security-group rules) into the flow log's 
 The topology and rules are read (``topology``) when an hour is written, so a rule changed
 by hand changes the following hours.
 
-Hours and injected scenarios (``scenarios``) are recorded as markers in the emulator's
-state bucket (``layout``), so back-filling twice writes nothing twice. boto3 is only
-reached through the injected client factory.
+Hours and injected scenarios (``scenarios``) are written atomically and once: under a lock
+held across processes (two writers: one waits, then finds the work done), a marker in the
+emulator's state bucket (``layout``) is claimed, the records go to log streams of their own
+(``<eni>-all-<hour>``), and the marker is set done. A writer killed half-way leaves its
+claim: the next writer deletes that write's streams and writes it again, so an hour is
+never partly or doubly written. boto3 is only reached through the injected client factory.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
@@ -45,6 +49,7 @@ MAX_BACKFILL_HOURS = int(RETENTION_LIMIT / HOUR)
 # PutLogEvents takes at most this many events per call.
 PUT_LOG_EVENTS_MAX_BATCH = 5000
 HOURS_MARKER, SCENARIOS_MARKER = "hours", "scenarios"
+WRITING, DONE = "writing", "done"
 
 ClientFactory = Callable[[str], Any]
 
@@ -59,8 +64,14 @@ class FlowLogEmulator:
 
     def __init__(self, client_factory: ClientFactory, *, seed: int = 42, scale: float = 1.0,
                  service_ports: Mapping[str, tuple[int, ...]] | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None,
+                 lock: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+                 vpc_ids: Iterable[str] | None = None) -> None:
+        """``lock()`` excludes other writers to the same emulator (EmbeddedStack passes a file
+        lock); ``vpc_ids`` are the stack's VPCs (default: every flow-logged VPC)."""
         self.client_factory = client_factory
+        self.lock = lock
+        self.vpc_ids = tuple(vpc_ids) if vpc_ids is not None else None
         self.ec2, self.logs = client_factory("ec2"), client_factory("logs")
         self.markers = StateObjects(client_factory("s3"))
         self.seed = seed
@@ -70,7 +81,7 @@ class FlowLogEmulator:
 
     def model(self) -> TrafficModel:
         """The traffic model of the flow-logged VPC pair as the emulator holds it right now."""
-        by_label = {s.label: s for s in read_topology(self.ec2, self.service_ports)}
+        by_label = {s.label: s for s in read_topology(self.ec2, self.service_ports, self.vpc_ids)}
         if VPC_A not in by_label or VPC_B not in by_label:
             raise FlowLogEmulatorError(
                 f"no flow-logged {VPC_A}/{VPC_B} pair in the emulator (found {sorted(by_label) or 'none'}); "
@@ -92,7 +103,11 @@ class FlowLogEmulator:
                     raise
 
     def write(self, events: list[Event]) -> int:
-        """Deliver events, one PutLogEvents per stream and batch, in time order; returns the count."""
+        """Deliver events, one PutLogEvents per stream and batch, in time order; returns the count.
+
+        Events of a VPC without a flow log (no log group) go nowhere, as on AWS.
+        """
+        events = [e for e in events if e.log_group]
         self._ensure_streams(events)
         by_stream: dict[tuple[str, str], list[Event]] = defaultdict(list)
         for event in events:
@@ -105,13 +120,34 @@ class FlowLogEmulator:
                     for e in batch[i:i + PUT_LOG_EVENTS_MAX_BATCH]])
         return len(events)
 
-    def _write_once(self, key: str, events: Callable[[], list[Event]]) -> int | None:
-        """Write the events unless ``key`` is marked, then mark it; None if it was already there."""
-        if self.markers.exists(key):
-            return None
-        count = self.write(events())
-        self.markers.put(key, {"records": count})
-        return count
+    def _write_once(self, key: str, suffix: str, events: Callable[[], list[Event]]) -> int | None:
+        """Claim ``key``, write the events to streams suffixed ``suffix``, mark it done.
+
+        None if it was done already. A claim left by a writer that died (seen while holding
+        the lock, so nobody else is writing) has its streams deleted and is written again.
+        """
+        with self.lock():
+            marker = self.markers.get(key)
+            if marker is not None and marker.get("state", DONE) == DONE:
+                return None
+            batch = [Event(e.log_group, f"{e.stream}-{suffix}", e.timestamp_ms, e.message) for e in events()
+                     if e.log_group]
+            if marker is not None:
+                self._delete_streams({(e.log_group, e.stream) for e in batch})
+            self.markers.put(key, {"state": WRITING})
+            count = self.write(batch)
+            self.markers.put(key, {"state": DONE, "records": count})
+            return count
+
+    def _delete_streams(self, streams: Iterable[tuple[str, str]]) -> None:
+        from botocore.exceptions import ClientError
+
+        for group, stream in sorted(streams):
+            try:
+                self.logs.delete_log_stream(logGroupName=group, logStreamName=stream)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                    raise
 
     def backfill(self, hours: int, now: datetime | None = None) -> dict[str, int]:
         """Write normal traffic for the last ``hours`` complete hours not written yet."""
@@ -134,8 +170,8 @@ class FlowLogEmulator:
             if hour + HOUR > now or hour < oldest:
                 continue
             model = model or self.model()
-            key = flow_log_marker_key(HOURS_MARKER, model.a.log_group, hour)
-            count = self._write_once(key, partial(model.normal_hour, hour))
+            key = flow_log_marker_key(HOURS_MARKER, model.a.vpc_id, hour)
+            count = self._write_once(key, f"{hour:%Y%m%dT%H}", partial(model.normal_hour, hour))
             if count is None:
                 continue
             written[hour.isoformat()] = count
@@ -153,8 +189,8 @@ class FlowLogEmulator:
                 f"({CLOUDWATCH_MAX_EVENT_AGE.days} days); pick a later --at hour"
             )
         model = self.model()
-        key = flow_log_marker_key(SCENARIOS_MARKER, model.a.log_group, hour, name)
-        count = self._write_once(key, partial(scenario.events, model, hour))
+        key = flow_log_marker_key(SCENARIOS_MARKER, model.a.vpc_id, hour, name)
+        count = self._write_once(key, f"{hour:%Y%m%dT%H}-{name}", partial(scenario.events, model, hour))
         if count is None:
             return 0
         if self.progress:

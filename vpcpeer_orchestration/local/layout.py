@@ -32,9 +32,10 @@ def alert_archive_prefix(stack: str) -> str:
     return f"alerts/{stack}/"
 
 
-def flow_log_marker_key(kind: str, log_group: str, hour: datetime, name: str = "") -> str:
-    """Marker of an hour (``kind="hours"``) or a scenario (``kind="scenarios"``) written once."""
-    return f"flowlogs/{kind}/{log_group.strip('/')}/{hour:%Y%m%dT%H}{('-' + name) if name else ''}"
+def flow_log_marker_key(kind: str, scope: str, hour: datetime, name: str = "") -> str:
+    """Marker of an hour (``kind="hours"``) or a scenario (``kind="scenarios"``) written once for
+    ``scope`` (the VPC pair, named by VPC-A's id)."""
+    return f"flowlogs/{kind}/{scope.strip('/')}/{hour:%Y%m%dT%H}{('-' + name) if name else ''}"
 
 
 class StateObjects:

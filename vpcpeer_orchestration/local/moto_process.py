@@ -15,9 +15,10 @@ file, fsync, rename). A home whose ``generation`` has no readable snapshot of th
 generation refuses to start (exit status ``EXIT_STATE_LOST``): serving an empty AWS under
 an id that promised the old state would let the Dagster side trust resources that are gone.
 
-Consistency: requests share a gate; a snapshot holds it exclusively only while pickling
-into memory and writes the file after releasing it. SQS long polls release their share
-while they sleep, so they never hold a snapshot up.
+Consistency: requests pass a gate one at a time (moto's models are not safe for concurrent
+conditional writes); a snapshot holds it exclusively only while pickling into memory and
+writes the file after releasing it. SQS long polls step aside while they sleep, so they
+never hold up other requests or a snapshot.
 """
 
 from __future__ import annotations
@@ -457,7 +458,13 @@ class StateDirectory:
 
 
 class RequestGate:
-    """Requests share it; a snapshot takes it alone (new requests wait while a snapshot waits)."""
+    """Requests take turns through it; a snapshot takes it alone (new requests wait while a snapshot waits).
+
+    One request at a time: moto's models check and write without locks of their own, so two
+    concurrent conditional writes (a DynamoDB ConditionExpression, an SQS receive) could both
+    succeed where AWS lets one. Serving them in turn gives the atomicity AWS promises; a
+    request that sleeps (an SQS long poll) steps aside meanwhile.
+    """
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
@@ -490,14 +497,13 @@ class RequestGate:
 
     def _acquire_shared(self) -> None:
         with self._condition:
-            self._condition.wait_for(lambda: not self._exclusive and not self._waiting_exclusive)
+            self._condition.wait_for(lambda: not self._exclusive and not self._waiting_exclusive and not self._sharers)
             self._sharers += 1
 
     def _release_shared(self) -> None:
         with self._condition:
             self._sharers -= 1
-            if not self._sharers:
-                self._condition.notify_all()
+            self._condition.notify_all()
 
     def idle(self) -> bool:
         with self._condition:

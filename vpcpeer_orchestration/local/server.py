@@ -153,14 +153,27 @@ class LocalAws:
         return self.home / "purged.json"
 
     @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
+    def lock(self, name: str, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold ``<home>/<name>.lock`` exclusively: one holder per emulator across processes.
+
+        ``waiting`` is called once if another process holds it (to tell the user), then
+        this one waits. The lock goes with the process, so a crashed holder never blocks.
+        """
         self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.home / "lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        with open(self.home / f"{name}.lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if waiting:
+                    waiting()
+                fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _lock(self) -> contextlib.AbstractContextManager[None]:
+        return self.lock("server")
 
     def _read_record(self) -> ServerRecord | None:
         try:

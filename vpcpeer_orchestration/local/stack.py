@@ -84,10 +84,14 @@ class EmbeddedStack:
         overrides = {**self.overrides, **({"lambda_zip_path": str(package)} if package else {})}
         runner = EmulatedRunner(self.name, overrides, client=self.clients,
                                 state_store=S3StateStore(self.state, self.name), progress=progress)
-        result = runner.run()
-        self.ensure_alert_inbox(result.outputs)
-        self.state.put(layout.stack_outputs_key(self.name), result.public_outputs())
-        self.aws.flush()
+        # Two rollouts at once would both find no state and create two VPC pairs: one waits.
+        waiting = (lambda: progress(f"another rollout of stack {self.name!r} is running on this embedded AWS; "
+                                    "waiting for it ...")) if progress else None
+        with self.aws.lock(f"rollout-{self.name}", waiting=waiting):
+            result = runner.run()
+            self.ensure_alert_inbox(result.outputs)
+            self.state.put(layout.stack_outputs_key(self.name), result.public_outputs())
+            self.aws.flush()
         return result
 
     def outputs(self) -> dict[str, Any]:
@@ -101,6 +105,17 @@ class EmbeddedStack:
 
     def service_ports(self) -> dict[str, tuple[int, ...]]:
         return service_ports(self.outputs())
+
+    def flow_log_emulator(self, *, seed: int = 42, scale: float = 1.0,
+                          progress: Callable[[str], None] | None = None) -> Any:
+        """The flow-log emulator of this stack; its writes exclude every other writer of this emulator."""
+        from vpcpeer_orchestration.local.flowlogs import FlowLogEmulator
+
+        outputs = self.outputs()
+        return FlowLogEmulator(self.clients, seed=seed, scale=scale, service_ports=service_ports(outputs),
+                               progress=progress, lock=lambda: self.aws.lock("flowlogs"),
+                               vpc_ids=[outputs[f"{slug}_id"] for slug in VPC_SLUGS.values()])
+
 
     # -- alerts -------------------------------------------------------------------------
 
@@ -122,16 +137,16 @@ class EmbeddedStack:
         function = self.clients("lambda").get_function_configuration(FunctionName=name)
         return dict(function.get("Environment", {}).get("Variables", {}))
 
-    def analyze(self, event: Mapping[str, Any], *, engine: str = "raw", context: Any = None) -> dict[str, Any]:
+    def analyze(self, event: Mapping[str, Any], *, engine: str = "raw", context: Any = None,
+                environment: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Run the deployed handler's code in-process against the emulator.
 
         moto's Lambda cannot execute handlers without Docker, so on the embedded default
         the same ``lambda_pkg`` code runs here with the deployed function's environment
-        and clients pointed at the emulator (DESIGN decision 4).
+        (``environment`` overrides entries) and clients pointed at the emulator (DESIGN
+        decision 4).
         """
-        from lambda_pkg.handler import handle
+        from lambda_pkg.handler import Clients, handle
 
-        environ = {**self.deployed_environment(), ENV_ANALYZER_ENGINE: engine}
-        clients = self.clients
-        return handle(dict(event), context, environ=environ,
-                      clients=lambda: (clients("logs"), clients("cloudwatch"), clients("sns")))
+        environ = {**self.deployed_environment(), ENV_ANALYZER_ENGINE: engine, **(environment or {})}
+        return handle(dict(event), context, environ=environ, clients=lambda: Clients.from_factory(self.clients))

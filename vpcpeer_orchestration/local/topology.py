@@ -8,7 +8,7 @@ Rules are read at call time, so a rule changed by hand shows in the next hours w
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from lambda_pkg.constants import DEFAULT_ALLOWED_PORTS
@@ -31,19 +31,24 @@ def _log_group(flow_log: Mapping[str, Any]) -> str:
     return flow_log.get("LogGroupName") or flow_log.get("LogDestination", "").split(":log-group:")[-1]
 
 
-def read_topology(ec2: Any, service_ports: Mapping[str, tuple[int, ...]] | None = None) -> list[VpcSide]:
-    """Every flow-logged VPC in the emulator, with hosts and the rules of its peering groups, by label.
+def read_topology(ec2: Any, service_ports: Mapping[str, tuple[int, ...]] | None = None,
+                  vpc_ids: Iterable[str] | None = None) -> list[VpcSide]:
+    """The VPCs in the emulator, with hosts and the rules of their peering groups, by label.
 
-    ``service_ports`` maps a VPC label to the ports its workloads serve (default: the
-    reference's allowed ports); a VPC without the ``VPC`` tag is labelled by its id.
+    ``vpc_ids`` names the VPCs (a stack's); without it, every flow-logged VPC. A VPC whose
+    flow log is gone keeps its hosts (its peer still talks to them) but has no log group,
+    so nothing is written for it. ``service_ports`` maps a VPC label to the ports its
+    workloads serve (default: the reference's allowed ports); a VPC without the ``VPC`` tag
+    is labelled by its id.
     """
     ports = service_ports or DEFAULT_ALLOWED_PORTS
+    groups = {f["ResourceId"]: _log_group(f) for f in ec2.describe_flow_logs()["FlowLogs"]
+              if f.get("FlowLogStatus", "ACTIVE") == "ACTIVE"}
     sides = []
-    for flow_log in ec2.describe_flow_logs()["FlowLogs"]:
-        vpc_id = flow_log["ResourceId"]
-        group = _log_group(flow_log)
+    for vpc_id in sorted(vpc_ids if vpc_ids is not None else groups):
+        group = groups.get(vpc_id) or None
         vpcs = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"]
-        if not vpcs or not group:
+        if not vpcs:
             continue
         vpc = vpcs[0]
         label = _tags(vpc).get(LABEL_TAG, vpc_id)

@@ -72,12 +72,12 @@ class Rule:
 
 @dataclass
 class VpcSide:
-    """One flow-logged VPC: its hosts, the ports its workloads serve, its rules and log group."""
+    """One VPC: its hosts, the ports its workloads serve, its rules and log group (None: not flow-logged)."""
 
     label: str
     vpc_id: str
     cidr: ipaddress.IPv4Network
-    log_group: str
+    log_group: str | None
     private_hosts: list[str]
     public_hosts: list[str]
     service_ports: tuple[int, ...]
@@ -94,9 +94,9 @@ class VpcSide:
 
 @dataclass(frozen=True)
 class Event:
-    """A flow record as delivered: log group, stream, event time, message."""
+    """A flow record as delivered: log group (None: its VPC has no flow log), stream, event time, message."""
 
-    log_group: str
+    log_group: str | None
     stream: str
     timestamp_ms: int
     message: str

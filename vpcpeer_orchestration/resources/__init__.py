@@ -11,6 +11,7 @@ until a method is called.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from pydantic import Field
 
 from infra.config import StackConfig
 from infra.stack_files import StackSettings, load_stack_settings
+from lambda_pkg.constants import DEFAULT_SETTLE_LAG_SECONDS
 
 TARGETS = ("embedded", "aws")
 TARGET_ENV = "VPCPEER_TARGET"
@@ -86,6 +88,12 @@ class StackResource(dg.ConfigurableResource, ABC):
     def durable(self) -> None:
         """Make the effects so far durable (the embedded AWS snapshots; AWS already is)."""
 
+    def alert_ledger(self) -> Any:
+        """The stack's delivery ledger: the DynamoDB table the standalone Lambda shares."""
+        from lambda_pkg.ledger import AlertLedger
+
+        return AlertLedger(self.client("dynamodb"), self.outputs()["alert_ledger_table_name"])
+
 
 class AnalyzerResource(dg.ConfigurableResource, ABC):
     """Runs the analyzer over one window and returns its report."""
@@ -101,14 +109,34 @@ class AnalyzerResource(dg.ConfigurableResource, ABC):
                 "source": "dagster"}
 
 
+SETTLE_LAG_ENV = "VPCPEER_SETTLE_LAG_SECONDS"
+
+
 class FlowLogSourceResource(dg.ConfigurableResource, ABC):
-    """Where the analysed hours' flow-log records come from, and how far back they exist."""
+    """Where the analysed hours' flow-log records come from, when they have all arrived, and
+    how far back they exist."""
+
+    settle_lag_seconds: int = Field(default=DEFAULT_SETTLE_LAG_SECONDS, description="records reach the log groups "
+                                    "up to this long after their hour ends: later hours are refused "
+                                    "(VPCPEER_SETTLE_LAG_SECONDS)")
 
     @abstractmethod
     def max_age(self) -> timedelta:
         """How long records are kept."""
 
+    def settled_until(self, now: datetime | None = None) -> datetime:
+        """Hours ending after this may still receive records: analysing them would report too little."""
+        return (now or datetime.now(timezone.utc)) - timedelta(seconds=self.settle_lag_seconds)
+
     def oldest_available(self, now: datetime | None = None) -> datetime:
         """Start of the oldest complete hour whose records still exist."""
         now = now or datetime.now(timezone.utc)
         return (now - self.max_age()).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
+def flow_log_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The flow-log source's fields among VPCPEER_* settings (an integer read from the environment)."""
+    value = settings.get(SETTLE_LAG_ENV)
+    if value is None:
+        return {}
+    return {"settle_lag_seconds": dg.EnvVar.int(SETTLE_LAG_ENV) if isinstance(value, dg.EnvVar) else int(value)}

@@ -129,7 +129,7 @@ def resources(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The aws target's resources; ``settings`` maps VPCPEER_* names to values or dg.EnvVars."""
     from vpcpeer_orchestration.homes import PULUMI_BACKEND_ENV
     from vpcpeer_orchestration.io import LocalJsonIOManager
-    from vpcpeer_orchestration.resources import STACK_ENV
+    from vpcpeer_orchestration.resources import STACK_ENV, flow_log_settings
 
     aws = AwsAccountResource()
     stack = PulumiStackResource(
@@ -144,6 +144,6 @@ def resources(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "stack": stack,
         "analyzer": LambdaAnalyzerResource(stack=stack),
-        "flow_logs": AwsFlowLogsResource(stack=stack),
+        "flow_logs": AwsFlowLogsResource(stack=stack, **flow_log_settings(settings)),
         "reports_io_manager": io_manager,
     }

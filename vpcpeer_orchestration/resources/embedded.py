@@ -114,16 +114,10 @@ class EmulatedFlowLogsResource(FlowLogSourceResource):
 
         return min(timedelta(days=self.stack.config().retention_days), CLOUDWATCH_MAX_EVENT_AGE)
 
-    def emulator(self, progress: Any = None) -> Any:
-        from vpcpeer_orchestration.local.flowlogs import FlowLogEmulator
-
-        embedded = self.stack.embedded()
-        return FlowLogEmulator(embedded.clients, seed=self.seed, scale=self.scale,
-                               service_ports=embedded.service_ports(), progress=progress)
-
     def write_hours(self, hours: list[datetime], progress: Any = None) -> dict[str, int]:
         """Write the complete hours not written yet (as AWS would have); records per hour written."""
-        written = self.emulator(progress).ensure_hours(hours)
+        emulator = self.stack.embedded().flow_log_emulator(seed=self.seed, scale=self.scale, progress=progress)
+        written = emulator.ensure_hours(hours)
         self.stack.durable()
         return written
 
@@ -133,13 +127,13 @@ def resources(settings: Mapping[str, Any]) -> dict[str, Any]:
     from vpcpeer_orchestration.homes import EMBEDDED_HOME_ENV
     from vpcpeer_orchestration.io import LocalJsonIOManager
     from vpcpeer_orchestration.local.server import ENDPOINT_ENV
-    from vpcpeer_orchestration.resources import STACK_ENV
+    from vpcpeer_orchestration.resources import STACK_ENV, flow_log_settings
 
     aws = EmbeddedAwsResource(home=settings.get(EMBEDDED_HOME_ENV), endpoint=settings.get(ENDPOINT_ENV))
     stack = EmulatedStackResource(aws=aws, **({"stack": settings[STACK_ENV]} if STACK_ENV in settings else {}))
     return {
         "stack": stack,
         "analyzer": InProcessAnalyzerResource(stack=stack),
-        "flow_logs": EmulatedFlowLogsResource(stack=stack),
+        "flow_logs": EmulatedFlowLogsResource(stack=stack, **flow_log_settings(settings)),
         "reports_io_manager": LocalJsonIOManager(),
     }
