@@ -253,7 +253,10 @@ def test_a_writer_killed_half_way_is_cleaned_up_and_written_once(clients, topolo
 
 
 def test_two_writers_at_once_write_each_hour_once(clients, topology) -> None:
-    """Concurrent writers serialise on the lock; the second finds the hour done."""
+    """Concurrent writers serialise on the lock per hour: each hour is written by exactly one of them.
+
+    Which writer wins which hour is up to the scheduler, so only the partition is asserted.
+    """
     import threading
 
     hours = [LAST_HOUR - k * HOUR for k in range(8, 12)]
@@ -268,7 +271,9 @@ def test_two_writers_at_once_write_each_hour_once(clients, topology) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(len(r) for r in results) == [0, len(hours)]
+    written = [set(r) for r in results]
+    assert not written[0] & written[1]
+    assert written[0] | written[1] == {hour.isoformat() for hour in hours}
     for hour in hours:
         expected = emulator(clients).model().normal_hour(hour)
         stored_events = [e for group in topology.log_groups.values() for e in stored(clients, group, hour)]

