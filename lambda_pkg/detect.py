@@ -25,6 +25,8 @@ ANOMALY_SEVERITY = {
 }
 
 Anomaly = dict[str, Any]
+# The evidence entry that sums the unexpected ports beyond those listed one by one.
+OTHER_PORTS = "other"
 
 
 def _anomaly(kind: str, vpc: str, description: str, subject: str, evidence: dict[str, Any]) -> Anomaly:
@@ -67,6 +69,17 @@ def unexpected_ports(vpc: Mapping[str, Any], t: Thresholds) -> list[Anomaly]:
     ):
         for port, detail in observations.items():
             if detail["count"] < t.unexpected_port_min_count:
+                continue
+            if port == OTHER_PORTS:
+                # Beyond the ports listed one by one (a wide scan): one alert for the rest, not thousands.
+                found.append(_anomaly(
+                    "unexpected_port", target,
+                    f"{detail['count']} flows headed into {target} on {detail['ports']} further ports outside its "
+                    f"allowed ports {allowed} (seen in {vpc['vpc']}'s flow log)",
+                    "other-ports",
+                    {"ports": detail["ports"], "count": detail["count"], "allowed_ports": allowed,
+                     "observed_in": vpc["vpc"]},
+                ))
                 continue
             found.append(_anomaly(
                 "unexpected_port", target,

@@ -2,6 +2,12 @@
 
 A line becomes either a FlowRecord or a reason string; reasons are counted by the
 aggregation, so a malformed line is visible in the report and never counts as traffic.
+
+Strict on purpose: fields are separated by single spaces (what VPC Flow Logs writes; a tab
+or a non-breaking space is not a separator), and a number is canonical ASCII digits (no
+sign, no ``_``, no leading zero, no other script's digits, all of which ``int()`` would
+take). The aggregation's columnar fast path applies the same rules to whole chunks and
+hands this parser only the lines it cannot take as they are.
 """
 
 from __future__ import annotations
@@ -28,7 +34,11 @@ BAD_ACTION = "bad_action"
 BAD_NUMBER = "bad_number"
 BAD_ADDRESS = "bad_address"
 MISSING_VALUE = "missing_value"
-MALFORMED_REASONS = (EMPTY, FIELD_COUNT, BAD_STATUS, BAD_ACTION, BAD_NUMBER, BAD_ADDRESS, MISSING_VALUE)
+LINE_TOO_LONG = "line_too_long"  # longer than any record: counted, never held (flow-log files)
+MALFORMED_REASONS = (EMPTY, FIELD_COUNT, BAD_STATUS, BAD_ACTION, BAD_NUMBER, BAD_ADDRESS, MISSING_VALUE, LINE_TOO_LONG)
+
+MAX_PORT = 65535
+MAX_PROTOCOL = 255
 
 _FORMAT_TOKEN = re.compile(r"\$\{([a-z0-9-]+)\}")
 
@@ -59,6 +69,11 @@ class FlowLogFormat:
     fields: tuple[str, ...] = FLOW_LOG_V2_FIELDS
 
     @classmethod
+    def from_header(cls, line: str) -> FlowLogFormat:
+        """The format announced by the header line S3 delivery writes (``version account-id ...``)."""
+        return cls.parse(" ".join(f"${{{name}}}" for name in line.split()))
+
+    @classmethod
     def parse(cls, text: str | None) -> FlowLogFormat:
         """Parse a log-format string such as ``${version} ${srcaddr} ...``; None = default v2."""
         if text is None or not text.strip():
@@ -79,6 +94,11 @@ class FlowLogFormat:
 
     def index(self, name: str) -> int:
         return self.fields.index(name)
+
+
+def is_number(text: str) -> bool:
+    """Canonical non-negative decimal: ASCII digits, no sign, no separator, no leading zero."""
+    return text.isascii() and text.isdigit() and (text[0] != "0" or len(text) == 1)
 
 
 class RecordParser:
@@ -104,12 +124,9 @@ class RecordParser:
 
     def parse(self, line: str) -> FlowRecord | str:
         """A FlowRecord, or the reason (one of MALFORMED_REASONS) the line is not one."""
-        try:
-            parts = line.split()
-        except AttributeError:
+        if not isinstance(line, str) or not line.strip():
             return EMPTY
-        if not parts:
-            return EMPTY
+        parts = line.rstrip("\r\n").split(" ")
         if len(parts) != self._n:
             return FIELD_COUNT
         i_src, i_dst, i_sport, i_dport, i_proto, i_pkts, i_bytes, i_action, i_status = self._i
@@ -123,12 +140,11 @@ class RecordParser:
             return MISSING_VALUE
         if action not in ACTIONS:
             return BAD_ACTION
-        try:
-            sport, dport, proto = int(parts[i_sport]), int(parts[i_dport]), int(parts[i_proto])
-            packets, nbytes = int(parts[i_pkts]), int(parts[i_bytes])
-        except ValueError:
+        numbers = (parts[i_sport], parts[i_dport], parts[i_proto], parts[i_pkts], parts[i_bytes])
+        if not all(is_number(n) for n in numbers):
             return BAD_NUMBER
-        if not (0 <= sport <= 65535 and 0 <= dport <= 65535 and 0 <= proto <= 255) or packets < 0 or nbytes < 0:
+        sport, dport, proto, packets, nbytes = (int(n) for n in numbers)
+        if not (sport <= MAX_PORT and dport <= MAX_PORT and proto <= MAX_PROTOCOL):
             return BAD_NUMBER
         src_version = self._ip_version(src)
         dst_version = self._ip_version(dst)

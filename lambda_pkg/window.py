@@ -37,6 +37,11 @@ class Window:
     def end_ms(self) -> int:
         return int(self.end.timestamp() * 1000)
 
+    @property
+    def seconds(self) -> tuple[int, int]:
+        """``[lo, hi)`` of whole epoch seconds inside the window (a flow record's ``start`` is one)."""
+        return -(-self.start_ms // 1000), -(-self.end_ms // 1000)
+
     def contains_ms(self, timestamp_ms: int) -> bool:
         return self.start_ms <= timestamp_ms < self.end_ms
 

@@ -108,3 +108,24 @@ def test_weighted_rows_equal_repeated_records() -> None:
 def test_unexpected_ports_follow_the_direction_and_skip_replies(src, dst, sport, dport, proto, unexpected) -> None:
     report = vpc_a([(v2_line(src, dst, sport, dport, proto=proto), IN)])
     assert (str(dport) in report["evidence"]["unexpected_ports"]) is unexpected
+
+
+def test_a_scan_wider_than_the_evidence_budget_keeps_exact_headlines(monkeypatch) -> None:
+    """Adversary-chosen cardinality: the evidence tables stop at their budget and say so; the
+    headline counts, the port breakdown and the scan's widest source stay exact."""
+    import lambda_pkg.aggregate as aggregate
+
+    monkeypatch.setattr(aggregate, "EVIDENCE_ENTRIES", 500)
+    lines = [(v2_line(f"198.51.100.{i % 20 + 1}", f"10.0.1.{i % 7 + 1}", 40000, port, action="REJECT"), IN)
+             for i, port in enumerate(range(1, 3001))]
+    report = vpc_a(lines)
+    assert report["total_requests"] == 3000 and report["rejected_connections"] == 3000
+    assert report["unique_sources"] == 20 and len(report["port_breakdown"]) == 3000
+    evidence = report["evidence"]
+    assert set(evidence["truncated"]) >= {"scan_ports", "unexpected_ports"}
+    assert len(evidence["unexpected_ports"]) == aggregate.EVIDENCE_PORTS + 1  # the busiest, then the rest summed
+    other = evidence["unexpected_ports"][aggregate.OTHER_PORTS]
+    assert other["ports"] == 2999 - aggregate.EVIDENCE_PORTS  # 443 is VPC-A's own
+    assert sum(p["count"] for k, p in evidence["unexpected_ports"].items() if k != aggregate.OTHER_PORTS) + other["count"] == 2999
+    assert all(c["distinct_ports"] >= aggregate.SCAN_CANDIDATE_MIN for c in evidence["scan_candidates"])
+    assert {c["records"] for c in evidence["scan_candidates"]} == {150}  # per source, exact
