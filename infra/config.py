@@ -17,11 +17,23 @@ from typing import Any
 
 from lambda_pkg.constants import (
     ANALYZER_ENGINES,
-    VPC_A,
-    VPC_B,
     DEFAULT_ALLOWED_PORTS,
     DEFAULT_ANOMALY_THRESHOLD_PERCENT,
     DEFAULT_TRAFFIC_BASELINE,
+    ENV_ALERT_LEDGER_TABLE,
+    ENV_ANALYZER_ENGINE,
+    ENV_ANOMALY_THRESHOLD,
+    ENV_SNS_TOPIC_ARN,
+    ENV_STACK_NAME,
+    ENV_TRAFFIC_BASELINE,
+    ENV_VPC_A_ALLOWED_PORTS,
+    ENV_VPC_A_CIDR,
+    ENV_VPC_A_LOG_GROUP,
+    ENV_VPC_B_ALLOWED_PORTS,
+    ENV_VPC_B_CIDR,
+    ENV_VPC_B_LOG_GROUP,
+    VPC_A,
+    VPC_B,
 )
 
 PROJECT = "vpcpeer"
@@ -120,6 +132,32 @@ class StackConfig:
     def cidr(self, vpc: str) -> str:
         """CIDR block of ``vpc`` ("VPC-A" or "VPC-B")."""
         return {VPC_A: self.vpc_a_cidr, VPC_B: self.vpc_b_cidr}[vpc]
+
+    def analyzer_environment(self, *, topic_arn: Any, ledger_table: Any,
+                             log_groups: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The analyzer's environment (DESIGN "Contracts"): what the Pulumi program deploys on
+        the function (values may be Pulumi outputs) and what ``vpcpeer analyze`` reads files with.
+        ``log_groups`` defaults to the names the stack gives its flow-log groups."""
+        groups = log_groups or {vpc: flow_log_group_name(self.prefix, vpc) for vpc in (VPC_A, VPC_B)}
+        return {
+            ENV_VPC_A_LOG_GROUP: groups[VPC_A],
+            ENV_VPC_B_LOG_GROUP: groups[VPC_B],
+            ENV_VPC_A_CIDR: self.vpc_a_cidr,
+            ENV_VPC_B_CIDR: self.vpc_b_cidr,
+            ENV_VPC_A_ALLOWED_PORTS: ",".join(str(p) for p in self.vpc_a_allowed_ports),
+            ENV_VPC_B_ALLOWED_PORTS: ",".join(str(p) for p in self.vpc_b_allowed_ports),
+            ENV_SNS_TOPIC_ARN: topic_arn,
+            ENV_TRAFFIC_BASELINE: f"{self.traffic_baseline:g}",
+            ENV_ANOMALY_THRESHOLD: f"{self.anomaly_threshold_percent:g}",
+            ENV_ANALYZER_ENGINE: self.analyzer_engine,
+            ENV_STACK_NAME: self.stack,
+            ENV_ALERT_LEDGER_TABLE: ledger_table,
+        }
+
+
+def flow_log_group_name(prefix: str, vpc: str) -> str:
+    """Name of the flow-log group of ``vpc`` ("VPC-A"/"VPC-B")."""
+    return f"/aws/vpc/flowlogs/{prefix}/{vpc.lower()}"
 
 
 def subnet_plan(vpc_cidr: str) -> SubnetPlan:

@@ -46,10 +46,16 @@ def analyze(config: AnalyzerConfig, window: Window, logs_client: Any, ec2_client
         alive = delivered_since(logs_client, vpc["log_group"], window.end_ms) if empty else True
         vpc["coverage"] = assess(vpc, vpcs[vpc["peer"]], flow_logs[vpc["log_group"]], window, config.thresholds,
                                  delivered_after=alive)
+    return build_report(config, window, chosen.name, stats, vpcs)
+
+
+def build_report(config: AnalyzerConfig, window: Window, engine: str, stats: dict[str, Any],
+                 vpcs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The report (DESIGN "Contracts") around per-VPC reports that carry their coverage."""
     return {
         "report_version": REPORT_VERSION,
         "window": window.to_json(),
-        "engine": chosen.name,
+        "engine": engine,
         "engine_stats": stats,
         "generated_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
         "vpcs": vpcs,

@@ -93,12 +93,34 @@ def assess(vpc: Mapping[str, Any], peer: Mapping[str, Any], flow_logs: list[Mapp
     if active and records == 0 and all(c is not None and c > window.start for c in created):
         reasons.append(f"its flow log was created at {min(created).isoformat()}, after the window began, "  # type: ignore[type-var]
                        "and no record arrived")
-    if records == 0 and peer_flows_in >= thresholds.flow_logs_silent_min_peer_flows:
-        reasons.append(f"its log holds no record while {peer['vpc']} logged {peer_flows_in} accepted flows into it")
+    silent = _silent_beside_peer(vpc, peer, records, thresholds)
+    if silent:
+        reasons.append(silent)
     elif records == 0 and active and not delivered_after:
         reasons.append(f"{vpc['log_group']} received no record in or after the window")
     return {"complete": not reasons, "reasons": reasons, "records": records, "peer_flows_in": peer_flows_in,
             "flow_logs": [dict(f) for f in flow_logs]}
+
+
+def assess_files(vpc: Mapping[str, Any], peer: Mapping[str, Any], files: list[str],
+                 thresholds: Thresholds) -> dict[str, Any]:
+    """The coverage block of a VPC read from flow-log files (``files``: the paths given for it)."""
+    records = sum(vpc["records_by_status"].values()) + sum(vpc["malformed_records"].values())
+    reasons = [] if files else ["no flow-log file was given for it"]
+    silent = _silent_beside_peer(vpc, peer, records, thresholds)
+    if files and silent:
+        reasons.append(silent)
+    return {"complete": not reasons, "reasons": reasons, "records": records,
+            "peer_flows_in": int(peer["accepted_to_peer"]), "flow_logs": [], "files": list(files)}
+
+
+def _silent_beside_peer(vpc: Mapping[str, Any], peer: Mapping[str, Any], records: int,
+                        thresholds: Thresholds) -> str | None:
+    """The reason a VPC's empty log is blindness, not quiet: its peer saw flows go into it."""
+    peer_flows_in = int(peer["accepted_to_peer"])
+    if records == 0 and peer_flows_in >= thresholds.flow_logs_silent_min_peer_flows:
+        return f"its log holds no record while {peer['vpc']} logged {peer_flows_in} accepted flows into it"
+    return None
 
 
 def _instant(value: Any) -> datetime | None:

@@ -221,6 +221,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Analyse a window from flow-log files, or from the stack's log groups."""
+    from lambda_pkg.errors import AnalyzerError
+    from lambda_pkg.records import FlowLogFormat, FormatError
+    from lambda_pkg.window import Window, parse_instant
+    from vpcpeer_orchestration import offline
+
+    try:
+        window = Window(parse_instant(args.start, "start"), parse_instant(args.end, "end"))
+        if args.files:
+            fmt = FlowLogFormat.parse(args.format) if args.format else None
+            report = offline.analyze_files(offline.config_for_stack(args.stack, _overrides(args.set)), window,
+                                           offline.parse_files(args.files), fmt=fmt, jobs=args.jobs, say=_progress)
+        else:
+            if args.format:
+                raise FormatError("--format applies to --files only (log groups have the stack's format)")
+            report = offline.analyze_stack(args.stack, window, target=args.target, engine=args.engine)
+    except (AnalyzerError, FormatError) as exc:
+        print(f"vpcpeer analyze: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print("\n".join(offline.summary(report)))
+    return 0
+
+
 def cmd_runs_wait(args: argparse.Namespace) -> int:
     """Wait for launched runs to finish; non-zero if any did not succeed."""
     from dagster import DagsterInstance, DagsterRunStatus
@@ -310,6 +337,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--stack", default="dev")
     demo.add_argument("--json", action="store_true", help="also print the summary as JSON")
     demo.set_defaults(func=cmd_demo)
+
+    analyze = groups.add_parser(
+        "analyze", parents=[stack_args], help="analyse a window from flow-log files (no AWS needed) or the stack's log groups",
+        description="Analyse [--start, --end) and print the analyzer's report. With --files, read flow-log files "
+                    "(plain or .gz; v2, the format of their S3 header line, or --format), windowed by each record's "
+                    "start field, with the stack's CIDRs, ports and thresholds. Without, read the stack's log groups "
+                    "with the Lambda's code here. Nothing is published either way.")
+    analyze.add_argument("--files", action="append", metavar="VPC=PATH",
+                         help="a VPC's flow-log file, e.g. VPC-A=flows-a.log.gz (repeatable, several per VPC allowed)")
+    analyze.add_argument("--start", required=True, help="window start, ISO 8601 with offset, e.g. 2026-01-01T10:00:00Z")
+    analyze.add_argument("--end", required=True, help="window end (exclusive), e.g. 2026-01-01T11:00:00Z")
+    analyze.add_argument("--format", help="the files' log format, e.g. '${version} ${srcaddr} ...' (default: v2, "
+                                          "or what a file's header line announces)")
+    analyze.add_argument("--jobs", type=int, help="worker processes for --files (default: one per core)")
+    analyze.add_argument("--target", choices=("embedded", "aws"), default="embedded",
+                         help="without --files: the stack in the embedded AWS or in your AWS account (default: embedded)")
+    analyze.add_argument("--engine", choices=("raw", "insights"),
+                         help="without --files: how the log groups are read (default: the stack's engine)")
+    analyze.add_argument("--json", action="store_true", help="print the report as JSON (the handler's report)")
+    analyze.set_defaults(func=cmd_analyze)
 
     runs = groups.add_parser("runs", help="Dagster runs").add_subparsers(dest="command", required=True)
     wait = runs.add_parser("wait", help="wait for runs (e.g. from `dagster job launch --run-id`)")

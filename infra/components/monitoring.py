@@ -10,6 +10,7 @@ import pulumi_aws as aws
 
 from infra import policies
 from infra.dashboard import filter_metric_namespace
+from infra.config import flow_log_group_name
 from lambda_pkg.constants import FILTER_METRIC_REJECTED, FILTER_METRIC_TRAFFIC, VPC_LABELS
 
 # Space-delimited pattern over the default v2 record; ``log_status=OK`` keeps NODATA and
@@ -20,11 +21,6 @@ _V2_PATTERN = (
 )
 TRAFFIC_PATTERN = _V2_PATTERN.format(action="")
 REJECTED_PATTERN = _V2_PATTERN.format(action="=REJECT")
-
-
-def flow_log_group_name(prefix: str, vpc: str) -> str:
-    """Name of the flow-log group of ``vpc`` ("VPC-A"/"VPC-B")."""
-    return f"/aws/vpc/flowlogs/{prefix}/{vpc.lower()}"
 
 
 @dataclass
