@@ -215,7 +215,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on the embedded default, end to end."""
     from vpcpeer_orchestration.demo import run_demo
 
-    summary = run_demo(hours=args.hours, scenarios={} if args.no_scenarios else None, stack=args.stack)
+    summary = run_demo(hours=args.hours, scenarios={} if args.no_scenarios else None, stack=args.stack,
+                       engine=args.engine)
     if args.json:
         print(json.dumps(summary, indent=2))
     return 0
@@ -335,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--hours", type=int, default=24, help="hours of flow logs to simulate and analyse (default 24)")
     demo.add_argument("--no-scenarios", action="store_true", help="normal traffic only")
     demo.add_argument("--stack", default="dev")
+    demo.add_argument("--engine", choices=("raw", "insights"),
+                      help="analyzer engine (default raw; insights runs the production queries on the embedded "
+                           "Logs Insights evaluator)")
     demo.add_argument("--json", action="store_true", help="also print the summary as JSON")
     demo.set_defaults(func=cmd_demo)
 

@@ -51,18 +51,19 @@ def contiguous_ranges(keys: list[str], ordered: list[str]) -> list[tuple[str, st
 
 
 def run_demo(hours: int = 24, scenarios: dict[str, int] | None = None, stack: str = "dev",
-             say: Callable[[str], None] = print, home: Path | None = None) -> dict[str, Any]:
+             say: Callable[[str], None] = print, home: Path | None = None, engine: str | None = None) -> dict[str, Any]:
     """Run the demo; returns a summary (raises DemoFailed on any failed step)."""
     from dagster import DagsterInstance
 
     from vpcpeer_orchestration.definitions import build_definitions, settings_from_environment
     from vpcpeer_orchestration.local.server import LocalAws
-    from vpcpeer_orchestration.resources import STACK_ENV
+    from vpcpeer_orchestration.resources import ENGINE_ENV, STACK_ENV
 
     scenarios = demo_scenarios() if scenarios is None else scenarios
     home = prepare_dagster_home(home or dagster_home())
     instance = DagsterInstance.from_config(str(home))
-    defs = build_definitions("embedded", {**settings_from_environment(), STACK_ENV: stack})
+    defs = build_definitions("embedded", {**settings_from_environment(), STACK_ENV: stack,
+                                          **({ENGINE_ENV: engine} if engine else {})})
 
     started = time.monotonic()
     aws = LocalAws.from_env(instance_root=home)

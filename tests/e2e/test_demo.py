@@ -112,3 +112,19 @@ def test_two_demos_at_once_on_one_instance_do_the_work_once(homes) -> None:
          "print(len(s.clients('ec2').describe_vpcs(Filters=[{'Name': 'tag:Project', 'Values': ['vpcpeer']}])['Vpcs']))"],
         cwd=REPO, env=homes, capture_output=True, text=True, timeout=120)
     assert vpcs.stdout.strip() == "2", vpcs.stderr[-2000:]  # one VPC pair, not two
+
+
+def test_the_demo_on_the_insights_engine_reports_what_the_raw_engine_does(homes) -> None:
+    """`vpcpeer demo --engine insights`: the production queries, evaluated by the embedded Logs
+    Insights, find the same anomalies in the same hours as the raw engine's demo."""
+    wait_for_a_quiet_hour()
+    done = subprocess.run([str(BIN / "vpcpeer"), "demo", "--hours", HOURS, "--engine", "insights", "--json"], cwd=REPO,
+                          env=homes, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
+    assert summary["hours_analysed"] == int(HOURS)
+    scanned = [h for h, v in summary["hours"].items() if any(a.startswith("port_scan") for a in v["anomalies"])]
+    assert len(scanned) == 1
+    assert all(v["anomalies"] == [] for h, v in summary["hours"].items() if h not in scanned)
+    stored = reports(homes)
+    assert len(stored) == int(HOURS) and all(json.loads(text)["engine"] == "insights" for _, text in stored.values())

@@ -189,3 +189,44 @@ def test_the_stack_region_is_the_clients_region(local_aws) -> None:
     other = EmbeddedStack(local_aws, "dev", {"region": "eu-west-1"})
     assert other.clients("ec2").meta.region_name == "eu-west-1"
     assert EmbeddedStack(local_aws, "dev").clients("ec2").meta.region_name == "us-east-1"
+
+
+# What only the raw engine sees: Logs Insights' query keeps OK records in the window alone.
+RAW_ONLY = ("lines_read", "records_by_status", "malformed_records", "out_of_window_records", "coverage")
+
+
+def test_the_insights_engine_on_the_embedded_evaluator_gives_the_raw_report(stack, simulated) -> None:
+    """The production engine's grouped queries, evaluated by the embedded Logs Insights, report
+    every hour exactly as the raw engine's FilterLogEvents pass does."""
+    for hour in [LAST_HOUR - timedelta(hours=k) for k in range(0, 24, 3)] + list(SCENARIO_HOURS.values()):
+        raw, insights = stack.analyze(window(hour)), stack.analyze(window(hour), engine="insights")
+        assert insights["engine"] == "insights" and insights["engine_stats"]["queries"] == 2, insights["engine_stats"]
+        assert [a["key"] for a in insights["anomalies"]] == [a["key"] for a in raw["anomalies"]], hour
+        for label, vpc in raw["vpcs"].items():
+            got, want = dict(insights["vpcs"][label]), dict(vpc)
+            for field in RAW_ONLY:
+                got.pop(field), want.pop(field)
+            assert want["total_requests"] > 0 and got == want, (hour, label)
+
+
+def test_the_embedded_logs_insights_counts_and_refuses_what_it_cannot_evaluate(stack, simulated) -> None:
+    import time as _time
+
+    from botocore.exceptions import ClientError
+
+    logs = stack.clients("logs")
+    group = stack.outputs()["vpc_a_log_group_name"]
+    start = int(LAST_HOUR.timestamp())
+    query = logs.start_query(logGroupName=group, startTime=start, endTime=start + 3599,
+                             queryString="filter action = 'REJECT' | stats count(*) as n by dstPort | sort n desc")
+    deadline = _time.monotonic() + 30
+    while (result := logs.get_query_results(queryId=query["queryId"]))["status"] != "Complete":
+        assert _time.monotonic() < deadline
+        _time.sleep(0.2)
+    raw = stack.analyze(window(LAST_HOUR))["vpcs"]["VPC-A"]
+    assert sum(int(cell["value"]) for row in result["results"] for cell in row if cell["field"] == "n") == \
+        raw["rejected_connections"]
+    assert result["statistics"]["recordsScanned"] >= raw["total_requests"] and result["statistics"]["bytesScanned"] > 0
+    with pytest.raises(ClientError, match="MalformedQueryException.*parse"):
+        logs.start_query(logGroupName=group, startTime=start, endTime=start + 3599,
+                         queryString="parse @message '* *' as a, b | stats count(*) by a")

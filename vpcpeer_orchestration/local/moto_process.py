@@ -772,6 +772,9 @@ def serve(home: Path, port: int) -> int:
     from werkzeug.serving import make_server
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from vpcpeer_orchestration.local import insights_endpoint
+
+    insights_endpoint.install()  # Logs Insights evaluated, not ignored
 
     persistent = PersistentMoto(state, restored.generation, DomainDispatcherApplication(create_backend_app))
     _step_aside_while_long_polling(persistent.gate)

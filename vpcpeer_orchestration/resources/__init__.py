@@ -26,6 +26,8 @@ from lambda_pkg.constants import DEFAULT_SETTLE_LAG_SECONDS
 TARGETS = ("embedded", "aws")
 TARGET_ENV = "VPCPEER_TARGET"
 STACK_ENV = "VPCPEER_STACK"
+# The analyzer engine on the embedded default (raw, or insights through the embedded evaluator).
+ENGINE_ENV = "VPCPEER_ANALYZER_ENGINE"
 DEFAULT_STACK = "dev"
 
 

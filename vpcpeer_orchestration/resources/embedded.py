@@ -92,8 +92,8 @@ class InProcessAnalyzerResource(AnalyzerResource):
     """The deployed handler's code, run in-process against the emulator (moto runs no Lambda)."""
 
     stack: EmulatedStackResource
-    engine: str = Field(default="raw", description="analyzer engine on the embedded default "
-                        "(moto's Logs Insights ignores stats/filter, so only raw is exact)")
+    engine: str = Field(default="raw", description="analyzer engine on the embedded default: raw (FilterLogEvents) "
+                        "or insights (Logs Insights, answered by the embedded evaluator)")
 
     def analyze(self, start: datetime, end: datetime) -> dict[str, Any]:
         try:
@@ -127,13 +127,14 @@ def resources(settings: Mapping[str, Any]) -> dict[str, Any]:
     from vpcpeer_orchestration.homes import EMBEDDED_HOME_ENV
     from vpcpeer_orchestration.io import LocalJsonIOManager
     from vpcpeer_orchestration.local.server import ENDPOINT_ENV
-    from vpcpeer_orchestration.resources import STACK_ENV, flow_log_settings
+    from vpcpeer_orchestration.resources import ENGINE_ENV, STACK_ENV, flow_log_settings
 
     aws = EmbeddedAwsResource(home=settings.get(EMBEDDED_HOME_ENV), endpoint=settings.get(ENDPOINT_ENV))
     stack = EmulatedStackResource(aws=aws, **({"stack": settings[STACK_ENV]} if STACK_ENV in settings else {}))
     return {
         "stack": stack,
-        "analyzer": InProcessAnalyzerResource(stack=stack),
+        "analyzer": InProcessAnalyzerResource(stack=stack, **({"engine": settings[ENGINE_ENV]}
+                                                              if settings.get(ENGINE_ENV) else {})),
         "flow_logs": EmulatedFlowLogsResource(stack=stack, **flow_log_settings(settings)),
         "reports_io_manager": LocalJsonIOManager(),
     }
