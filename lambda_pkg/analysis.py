@@ -26,7 +26,8 @@ def make_engine(name: str, logs_client: Any, config: AnalyzerConfig) -> Engine:
     if name == "raw":
         return RawEngine(logs_client)
     if name == "insights":
-        return InsightsEngine(logs_client, deadline_seconds=config.query_deadline_seconds)
+        return InsightsEngine(logs_client, deadline_seconds=config.query_deadline_seconds,
+                              max_concurrent=config.max_concurrent_queries)
     raise InvalidAnalyzerConfig("engine", f"{name!r} is not an engine", "Use insights or raw.")
 
 

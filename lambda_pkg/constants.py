@@ -79,6 +79,12 @@ DEFAULT_ANOMALY_THRESHOLD_PERCENT = 20.0
 # Logs Insights queries still running this long after the first started are stopped; well
 # inside the function's 300 s timeout, so a slow hour fails cleanly instead of being killed.
 DEFAULT_QUERY_DEADLINE_SECONDS = 240
+# Logs Insights queries one analysis keeps running at once (INSIGHTS_MAX_CONCURRENT_QUERIES):
+# the account's quota (30 concurrent queries in the StartQuery reference, 100 in newer
+# accounts) is shared with dashboards and people, and a split window must not take it all.
+DEFAULT_INSIGHTS_MAX_CONCURRENT_QUERIES = 4
+MAX_INSIGHTS_CONCURRENT_QUERIES = 30
+ENV_INSIGHTS_MAX_CONCURRENT_QUERIES = "INSIGHTS_MAX_CONCURRENT_QUERIES"
 # Flow logs reach CloudWatch 5-10 minutes after their aggregation interval: a window is
 # analysed only once it ended this long ago (the Dagster schedule runs at :15 for the hour).
 DEFAULT_SETTLE_LAG_SECONDS = 600

@@ -59,6 +59,7 @@ class AnalyzerConfig:
     log_format: FlowLogFormat = field(default_factory=FlowLogFormat)
     settle_lag: timedelta = timedelta(seconds=c.DEFAULT_SETTLE_LAG_SECONDS)
     query_deadline_seconds: float = float(c.DEFAULT_QUERY_DEADLINE_SECONDS)
+    max_concurrent_queries: int = c.DEFAULT_INSIGHTS_MAX_CONCURRENT_QUERIES
     source: str = "vpcpeer traffic analyzer"
     stack: str = "default"
     ledger_table: str = ""
@@ -161,6 +162,9 @@ def config_from_env(env: Mapping[str, str]) -> AnalyzerConfig:
         settle_lag=timedelta(seconds=_number(env, c.ENV_SETTLE_LAG_SECONDS, c.DEFAULT_SETTLE_LAG_SECONDS, low=0,
                                              high=3600, integer=True)),
         query_deadline_seconds=_number(env, "QUERY_DEADLINE_SECONDS", c.DEFAULT_QUERY_DEADLINE_SECONDS, low=5, high=900),
+        max_concurrent_queries=_number(env, c.ENV_INSIGHTS_MAX_CONCURRENT_QUERIES,
+                                       c.DEFAULT_INSIGHTS_MAX_CONCURRENT_QUERIES, low=1,
+                                       high=c.MAX_INSIGHTS_CONCURRENT_QUERIES, integer=True),
         source=(env.get("AWS_LAMBDA_FUNCTION_NAME") or "vpcpeer traffic analyzer").strip(),
         stack=(env.get(c.ENV_STACK_NAME) or "default").strip(),
         ledger_table=(env.get(c.ENV_ALERT_LEDGER_TABLE) or "").strip(),

@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from lambda_pkg.aggregate import VpcTraffic
-from lambda_pkg.constants import DEFAULT_QUERY_DEADLINE_SECONDS
+from lambda_pkg.constants import DEFAULT_INSIGHTS_MAX_CONCURRENT_QUERIES, DEFAULT_QUERY_DEADLINE_SECONDS
 from lambda_pkg.constants import INSIGHTS_FIELDS as F
 from lambda_pkg.engines import aws_calls
 from lambda_pkg.errors import InconsistentResultError, QueryFailedError, QueryTimeoutError, ResultTruncatedError
@@ -111,6 +111,7 @@ class InsightsEngine:
         poll_initial_seconds: float = 1.0,
         poll_max_seconds: float = 8.0,
         max_splits: int = MAX_SPLITS,
+        max_concurrent: int = DEFAULT_INSIGHTS_MAX_CONCURRENT_QUERIES,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -119,6 +120,7 @@ class InsightsEngine:
         self.poll_initial = poll_initial_seconds
         self.poll_max = poll_max_seconds
         self.max_splits = max_splits
+        self.max_concurrent = max(1, max_concurrent)
         self.clock = clock
         self.sleep = sleep
 
@@ -174,16 +176,17 @@ class InsightsEngine:
         labels = list(traffic)
         cidr_a, cidr_b = (traffic[label].spec.cidr for label in labels[:2])
         pending = [(label, window, 0) for label in labels]
-        stats = {"engine": self.name, "queries": 0, "splits": 0, "rows": 0}
+        stats = {"engine": self.name, "queries": 0, "splits": 0, "rows": 0, "max_concurrent": self.max_concurrent}
         while pending:
+            # At most max_concurrent queries run at once; halves of a split window queue behind.
+            batch, pending = pending[:self.max_concurrent], pending[self.max_concurrent:]
             started = []
-            for label, part, depth in pending:
+            for label, part, depth in batch:
                 group = traffic[label].spec.log_group
                 query_id = self._start(group, part, build_query(part, str(cidr_a), str(cidr_b)))
                 started.append((label, part, depth, query_id))
             stats["queries"] += len(started)
             results = self._await_all({q: traffic[label].spec.log_group for label, _, _, q in started}, deadline)
-            pending = []
             for label, part, depth, query_id in started:
                 rows = results[query_id]
                 if len(rows) >= ROW_LIMIT:

@@ -209,3 +209,29 @@ def test_boolean_spellings_and_sums() -> None:
     cells = [c if c["field"] != "srcInA" else {"field": "srcInA", "value": "true"} for c in cells]
     record, weight = row_to_record(cells, cfg.vpc("VPC-A").cidr, cfg.vpc("VPC-B").cidr)
     assert weight == 3 and record.bytes == 1234567 and record.dstport == 443
+
+
+def test_concurrent_queries_stay_under_the_cap_even_when_windows_split(logs, monkeypatch) -> None:
+    """With a cap of one, no query starts before the previous one answered: the halves of a
+    split window queue behind the other log group's query instead of piling onto the quota."""
+    monkeypatch.setattr(insights, "ROW_LIMIT", 2)
+    client, stub = logs
+    full = [row("10.1.1.5", "10.0.10.3", 40000, 443), row("10.1.1.6", "10.0.10.3", 40001, 443)]
+    for query_id, group, rows in (("q-a", GROUP_A, full), ("q-b", GROUP_B, []),
+                                  ("q-a1", GROUP_A, full[:1]), ("q-a2", GROUP_A, full[1:])):
+        start(stub, query_id, group)  # the Stubber fails the test if calls come in another order
+        stub.add_response("get_query_results", complete(rows), {"queryId": query_id})
+    traffic = traffic_for(config(), WINDOW)
+    stats = engine(client, Clock(), max_concurrent=1).run(WINDOW, traffic)
+    assert stats["queries"] == 4 and stats["splits"] == 1 and stats["max_concurrent"] == 1
+    assert traffic["VPC-A"].report()["total_requests"] == 2
+
+
+def test_the_cap_is_configured_and_checked() -> None:
+    from lambda_pkg.errors import InvalidAnalyzerConfig
+
+    assert config().max_concurrent_queries == 4
+    assert config(INSIGHTS_MAX_CONCURRENT_QUERIES="2").max_concurrent_queries == 2
+    for bad in ("0", "31", "2.5", "many"):
+        with pytest.raises(InvalidAnalyzerConfig, match="INSIGHTS_MAX_CONCURRENT_QUERIES"):
+            config(INSIGHTS_MAX_CONCURRENT_QUERIES=bad)
