@@ -34,6 +34,7 @@ from typing import Any
 from lambda_pkg.detect import OTHER_PORTS
 from lambda_pkg.records import (
     ACTIONS,
+    Addresses,
     MALFORMED_REASONS,
     MAX_PORT,
     MAX_PROTOCOL,
@@ -113,23 +114,6 @@ def _no_cycle_collection() -> Iterator[None]:
 def top(counter: Mapping[Any, int], n: int = TOP_N) -> list[list[Any]]:
     """``[[key, count], ...]``: count descending, then key ascending as text (O(len log n))."""
     return [[k, v] for k, v in heapq.nsmallest(n, counter.items(), key=lambda kv: (-kv[1], str(kv[0])))]
-
-
-class Addresses:
-    """IP version of each distinct address (0: not an address), shared by both VPCs' aggregations."""
-
-    def __init__(self) -> None:
-        self.version: dict[str, int] = {}
-
-    def of(self, address: str) -> int:
-        version = self.version.get(address)
-        if version is None:
-            try:
-                version = ipaddress.ip_address(address).version
-            except ValueError:
-                version = 0
-            self.version[address] = version
-        return version
 
 
 # A destination port's kind: (below EPHEMERAL_MIN, served by self, served by peer).
@@ -221,8 +205,8 @@ class VpcTraffic:
         self.peer = peer
         self.window = window
         self.format = fmt or FlowLogFormat()
-        self.parser = RecordParser(self.format)
         self.addresses = addresses or Addresses()
+        self.parser = RecordParser(self.format, self.addresses)
         fields = self.format.fields
         self._n = len(fields)
         self._at = {name: fields.index(name) for name in fields}
@@ -589,30 +573,44 @@ class VpcTraffic:
                         self.truncated.add(name)
         self._room = room
 
-    def _remember(self, table: dict[str, set[str]], outer: str, inner: str, name: str) -> None:
-        """``inner`` into ``outer``'s set, if it is known or there is room (else ``name`` is truncated)."""
+    def _remember_all(self, table: dict[str, set[str]], outer: str, inners: set[str], name: str) -> None:
+        """``inners`` into ``outer``'s set: at once (a C-level union) when the budget holds them all,
+        else one by one until it is spent (and ``name`` is truncated)."""
         known = table.get(outer)
         if known is None:
             known = table[outer] = set()
-        if inner not in known:
+        if len(inners) <= self._room:
+            before = len(known)
+            known |= inners
+            self._room -= len(known) - before
+            return
+        for inner in inners:
+            if inner in known:
+                continue
             if self._room > 0:
                 known.add(inner)
                 self._room -= 1
             else:
                 self.truncated.add(name)
 
-    def _tally(self, table: dict[str, Counter[str]], outer: str, inner: str, weight: int, name: str) -> None:
-        """Count ``weight`` for ``inner`` under ``outer``, if it is known or there is room."""
-        counts = table.get(outer)
-        if counts is None:
-            counts = table[outer] = Counter()
-        if inner in counts:
-            counts[inner] += weight
-        elif self._room > 0:
-            counts[inner] = weight
-            self._room -= 1
-        else:
-            self.truncated.add(name)
+    def _tally_all(self, table: dict[str, Counter[str]], outer: str, counts: Counter[str], name: str) -> None:
+        """Add ``counts`` under ``outer``; new entries only while the budget lasts."""
+        mine = table.get(outer)
+        if mine is None:
+            mine = table[outer] = Counter()
+        if len(counts) <= self._room:
+            before = len(mine)
+            mine.update(counts)
+            self._room -= len(mine) - before
+            return
+        for inner, count in counts.items():
+            if inner in mine:
+                mine[inner] += count
+            elif self._room > 0:
+                mine[inner] = count
+                self._room -= 1
+            else:
+                self.truncated.add(name)
 
     # -- partial aggregations -------------------------------------------------------
 
@@ -637,7 +635,7 @@ class VpcTraffic:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.parser = RecordParser(self.format)
+        self.parser = RecordParser(self.format, self.addresses)
 
     def merge(self, other: VpcTraffic) -> None:
         """Add the aggregation of other lines of the same log and window (a file read in parts)."""
@@ -663,13 +661,11 @@ class VpcTraffic:
         for mine, theirs, name in ((self._scan_ports, other._scan_ports, "scan_ports"),
                                    (self._scan_hosts, other._scan_hosts, "scan_hosts")):
             for outer, inners in theirs.items():
-                for inner in inners:
-                    self._remember(mine, outer, inner, name)
+                self._remember_all(mine, outer, inners, name)
         for mine, theirs, name in ((self._unexpected, other._unexpected, "unexpected_ports"),
                                    (self._to_peer, other._to_peer, "unexpected_ports_to_peer")):
             for outer, counts in theirs.items():
-                for inner, count in counts.items():
-                    self._tally(mine, outer, inner, count, name)
+                self._tally_all(mine, outer, counts, name)
         self.truncated |= other.truncated
 
     # -- result -----------------------------------------------------------------------

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from lambda_pkg.aggregate import Addresses, VpcTraffic
+from lambda_pkg.aggregate import VpcTraffic
 from lambda_pkg.errors import AnalyzerError
-from lambda_pkg.records import LINE_TOO_LONG, FlowLogFormat, FormatError
+from lambda_pkg.records import LINE_TOO_LONG, Addresses, FlowLogFormat, FormatError
 from lambda_pkg.settings import AnalyzerConfig
 from lambda_pkg.window import Window
 

@@ -101,26 +101,34 @@ def is_number(text: str) -> bool:
     return text.isascii() and text.isdigit() and (text[0] != "0" or len(text) == 1)
 
 
+class Addresses:
+    """IP version of each distinct address (0: not an address), cached: memory O(distinct
+    addresses), one parse per address however often it appears. Shared by the parsers and
+    aggregations of one analysis."""
+
+    def __init__(self) -> None:
+        self.version: dict[str, int] = {}
+
+    def of(self, address: str) -> int:
+        version = self.version.get(address)
+        if version is None:
+            try:
+                version = ipaddress.ip_address(address).version
+            except ValueError:
+                version = 0
+            self.version[address] = version
+        return version
+
+
 class RecordParser:
     """Parses lines of one format; caches address validation per distinct address."""
 
-    def __init__(self, fmt: FlowLogFormat | None = None) -> None:
+    def __init__(self, fmt: FlowLogFormat | None = None, addresses: Addresses | None = None) -> None:
         self.format = fmt or FlowLogFormat()
         f = self.format
         self._n = len(f.fields)
         self._i = tuple(f.index(name) for name in REQUIRED_FIELDS)
-        self._addresses: dict[str, int] = {}
-
-    def _ip_version(self, text: str) -> int:
-        """4 or 6 for a valid address, 0 for invalid; cached (memory O(distinct addresses))."""
-        version = self._addresses.get(text)
-        if version is None:
-            try:
-                version = ipaddress.ip_address(text).version
-            except ValueError:
-                version = 0
-            self._addresses[text] = version
-        return version
+        self._ip_version = (addresses or Addresses()).of
 
     def parse(self, line: str) -> FlowRecord | str:
         """A FlowRecord, or the reason (one of MALFORMED_REASONS) the line is not one."""

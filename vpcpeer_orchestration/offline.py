@@ -17,20 +17,21 @@ from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
-from lambda_pkg.aggregate import Addresses, VpcTraffic
+from lambda_pkg.aggregate import VpcTraffic
 from lambda_pkg.analysis import build_report
 from lambda_pkg.constants import ENV_ANALYZER_ENGINE
 from lambda_pkg.coverage import assess_files
 from lambda_pkg.flowfiles import FlowFileError, FlowLogFile, Part, open_flow_log, parts, read_part
-from lambda_pkg.records import FlowLogFormat
+from lambda_pkg.records import Addresses, FlowLogFormat
 from lambda_pkg.settings import AnalyzerConfig
 from lambda_pkg.window import Window
 
 FILES_ENGINE = "files"
 # A part is at least this large (smaller ones cost more to hand over than to read) ...
 MIN_PART_BYTES = 8 << 20
-# ... and there are this many per worker, so one slow part does not leave the others idle.
-PARTS_PER_JOB = 3
+# ... and there is one per worker: parts are equal byte ranges, so they take about as long,
+# and every part beyond the first costs a merge of its evidence tables (large for a scan).
+PARTS_PER_JOB = 1
 # Inputs this large report progress on stderr.
 PROGRESS_BYTES = 64 << 20
 
@@ -68,14 +69,20 @@ def analyze_files(config: AnalyzerConfig, window: Window, files: Mapping[str, Se
     if progress:
         progress(f"reading {len(opened)} file(s), {total / 1e6:,.0f} MB, in {len(todo)} part(s) with "
                  f"{min(jobs, len(todo))} process(es) ...")
-    traffic = {spec.label: VpcTraffic(spec, next(v for v in config.vpcs if v is not spec), window)
-               for spec in config.vpcs}
+    traffic: dict[str, VpcTraffic] = {}
     for done, (part, partial) in enumerate(_read(config, window, todo, jobs), start=1):
-        traffic[part.file.label].merge(partial)
+        label = part.file.label
+        if label in traffic:
+            traffic[label].merge(partial)
+        else:
+            traffic[label] = partial  # the first part's aggregation is the total so far: nothing to copy
+    for spec in config.vpcs:  # a VPC given no file: an empty aggregation (reported as not covered)
+        if spec.label not in traffic:
+            traffic[spec.label] = VpcTraffic(spec, next(v for v in config.vpcs if v is not spec), window)
         if progress:
             progress(f"  {done}/{len(todo)} parts, {sum(p.size for p in todo[:done]) / 1e6:,.0f} MB, "
                      f"{time.monotonic() - started:.1f} s")
-    vpcs = {label: agg.report() for label, agg in traffic.items()}
+    vpcs = {spec.label: traffic[spec.label].report() for spec in config.vpcs}
     given = {label: [str(p) for p in files.get(label, ())] for label in labels}
     for vpc in vpcs.values():
         vpc["coverage"] = assess_files(vpc, vpcs[vpc["peer"]], given[vpc["vpc"]], config.thresholds)

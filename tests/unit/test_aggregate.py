@@ -129,3 +129,27 @@ def test_a_scan_wider_than_the_evidence_budget_keeps_exact_headlines(monkeypatch
     assert sum(p["count"] for k, p in evidence["unexpected_ports"].items() if k != aggregate.OTHER_PORTS) + other["count"] == 2999
     assert all(c["distinct_ports"] >= aggregate.SCAN_CANDIDATE_MIN for c in evidence["scan_candidates"])
     assert {c["records"] for c in evidence["scan_candidates"]} == {150}  # per source, exact
+
+
+def test_merged_parts_respect_the_evidence_budget(monkeypatch) -> None:
+    """Parts read apart and merged: the budget holds across the merge, headlines add up exactly."""
+    import lambda_pkg.aggregate as aggregate
+
+    monkeypatch.setattr(aggregate, "EVIDENCE_ENTRIES", 700)
+    lines = [(v2_line(f"198.51.100.{i % 20 + 1}", f"10.0.1.{i % 7 + 1}", 40000, port, action="REJECT"), IN)
+             for i, port in enumerate(range(1, 3001))]
+    parts = []
+    for chunk in (lines[:1000], lines[1000:]):
+        part = traffic_for(config(), WINDOW)["VPC-A"]
+        for line, ts in chunk:
+            part.add_line(line, ts)
+        parts.append(part.settle())
+    total, other = parts
+    total.merge(other)
+    entries = (sum(map(len, total._scan_ports.values())) + sum(map(len, total._scan_hosts.values()))
+               + sum(map(len, total._unexpected.values())) + sum(map(len, total._to_peer.values())))
+    assert entries == 700 and total._room == 0
+    report = total.report()
+    assert report["total_requests"] == 3000 and len(report["port_breakdown"]) == 3000
+    assert set(report["evidence"]["truncated"]) >= {"scan_ports"}
+    assert {c["records"] for c in report["evidence"]["scan_candidates"]} == {150}
