@@ -44,6 +44,6 @@ lock:
 clean:
 	rm -rf build .pytest_cache
 
-# Performance figures (not tests): records/s of the raw engine's aggregation.
+# Performance figures (not tests), all in one run: written to docs/benchmarks.md.
 bench: setup
-	$(BIN)/python -m bench.raw_aggregation --records 1000000
+	$(BIN)/python -m bench.run
