@@ -25,7 +25,7 @@ import heapq
 import ipaddress
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import itemgetter
@@ -33,7 +33,6 @@ from typing import Any
 
 from lambda_pkg.detect import OTHER_PORTS
 from lambda_pkg.records import (
-    ACTIONS,
     Addresses,
     MALFORMED_REASONS,
     MAX_PORT,

@@ -16,7 +16,6 @@ from lambda_pkg.constants import DEFAULT_SETTLE_LAG_SECONDS, METRIC_NAMESPACE
 from lambda_pkg.window import last_complete_hour
 from vpcpeer_orchestration.definitions import build_definitions
 from vpcpeer_orchestration.local.alerts import received_alerts
-from vpcpeer_orchestration.local.flowlogs import floor_hour
 from vpcpeer_orchestration.local.server import LocalAws
 from vpcpeer_orchestration.local.stack import EmbeddedStack
 from vpcpeer_orchestration.sensors import alarm_state_sensor, analysis_failure_sensor, stack_drift_sensor
