@@ -70,18 +70,19 @@ def analyze_files(config: AnalyzerConfig, window: Window, files: Mapping[str, Se
         progress(f"reading {len(opened)} file(s), {total / 1e6:,.0f} MB, in {len(todo)} part(s) with "
                  f"{min(jobs, len(todo))} process(es) ...")
     traffic: dict[str, VpcTraffic] = {}
+    read = 0
     for done, (part, partial) in enumerate(_read(config, window, todo, jobs), start=1):
         label = part.file.label
         if label in traffic:
             traffic[label].merge(partial)
         else:
             traffic[label] = partial  # the first part's aggregation is the total so far: nothing to copy
+        read += part.size  # parts finish in any order
+        if progress:
+            progress(f"  {done}/{len(todo)} parts, {read / 1e6:,.0f} MB, {time.monotonic() - started:.1f} s")
     for spec in config.vpcs:  # a VPC given no file: an empty aggregation (reported as not covered)
         if spec.label not in traffic:
             traffic[spec.label] = VpcTraffic(spec, next(v for v in config.vpcs if v is not spec), window)
-        if progress:
-            progress(f"  {done}/{len(todo)} parts, {sum(p.size for p in todo[:done]) / 1e6:,.0f} MB, "
-                     f"{time.monotonic() - started:.1f} s")
     vpcs = {spec.label: traffic[spec.label].report() for spec in config.vpcs}
     given = {label: [str(p) for p in files.get(label, ())] for label in labels}
     for vpc in vpcs.values():

@@ -166,3 +166,17 @@ def test_the_command_prints_the_report_and_names_what_to_fix(tmp_path, window) -
     backwards = vpcpeer("analyze", "--files", f"VPC-B={tmp_path / 'b.log'}", "--start", end, "--end", start,
                         home=tmp_path / "home")
     assert backwards.returncode == EXIT_CONFIG and "Traceback" not in backwards.stderr
+
+
+def test_large_inputs_report_progress_per_part(tmp_path, window, monkeypatch) -> None:
+    import vpcpeer_orchestration.offline as offline
+
+    write_files(tmp_path, window)
+    monkeypatch.setattr(offline, "PROGRESS_BYTES", 0)  # these files count as large
+    monkeypatch.setattr(offline, "MIN_PART_BYTES", 50_000)  # and the plain one is cut in parts
+    said: list[str] = []
+    report = analyze_files(config(), window, {"VPC-A": [tmp_path / "a.log.gz"], "VPC-B": [tmp_path / "b.log"]},
+                           jobs=2, say=said.append)
+    parts = report["engine_stats"]["parts"]
+    assert parts >= 3 and said[0].startswith("reading 2 file(s)") and len(said) == parts + 1
+    assert said[-1].startswith(f"  {parts}/{parts} parts, {report['engine_stats']['bytes'] / 1e6:,.0f} MB")
