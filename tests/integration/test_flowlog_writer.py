@@ -214,10 +214,13 @@ def test_an_unknown_scenario_is_refused_before_anything_is_written(clients, topo
 
 
 def test_hours_older_than_cloudwatch_accepts_are_skipped_and_the_edge_hour_is_written(clients, topology) -> None:
-    edge = NOW - RETENTION_LIMIT
+    # The service measures 14 days from the real clock, not the module's NOW (an earlier hour
+    # once this suite has run past an hour boundary): the edge is taken from the clock here.
+    now = floor_hour(datetime.now(timezone.utc))
+    edge = now - RETENTION_LIMIT
     too_old = edge - HOUR
-    assert too_old == NOW - CLOUDWATCH_MAX_EVENT_AGE
-    written = emulator(clients).ensure_hours([too_old, edge], now=NOW)
+    assert too_old == now - CLOUDWATCH_MAX_EVENT_AGE
+    written = emulator(clients).ensure_hours([too_old, edge], now=now)
     assert list(written) == [edge.isoformat()]
     assert sum(len(stored(clients, g, edge)) for g in topology.log_groups.values()) == written[edge.isoformat()]
     assert all(stored(clients, g, too_old) == [] for g in topology.log_groups.values())
@@ -292,3 +295,11 @@ def test_a_vpc_whose_flow_log_is_gone_is_not_logged_but_its_peer_still_is(client
     into_a = [e for e in stored(clients, topology.log_groups[VPC_B], hour)
               if e["message"].split()[4].startswith("10.0.") and e["message"].split()[12] == "ACCEPT"]
     assert len(into_a) > 20
+
+
+def test_events_the_service_drops_as_too_old_are_an_error_not_a_count(clients, topology) -> None:
+    """Given a clock two hours slow, the emulator believes an hour is writable that CloudWatch
+    Logs no longer accepts: the rejection surfaces instead of a count of records not stored."""
+    slow = floor_hour(datetime.now(timezone.utc)) - 2 * HOUR
+    with pytest.raises(FlowLogEmulatorError, match="rejected .* events"):
+        emulator(clients, vpc_ids=topology.vpc_ids.values()).ensure_hours([slow - RETENTION_LIMIT], now=slow)

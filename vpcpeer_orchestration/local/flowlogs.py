@@ -54,6 +54,19 @@ WRITING, DONE = "writing", "done"
 ClientFactory = Callable[[str], Any]
 
 
+def _refuse_rejections(group: str, sent: int, info: dict) -> None:
+    """CloudWatch Logs drops events older than 14 days (or too far ahead) and says so only in
+    the response: a write it trimmed is an error, never a count of records that are not there."""
+    too_old = info.get("tooOldLogEventEndIndex", 0) or 0
+    expired = info.get("expiredLogEventEndIndex", 0) or 0
+    too_new = info.get("tooNewLogEventStartIndex")
+    dropped = max(too_old, expired) + (sent - too_new if too_new is not None else 0)
+    if dropped:
+        raise FlowLogEmulatorError(
+            f"{group}: CloudWatch Logs rejected {dropped} of {sent} events ({info}); the hour lies outside "
+            "what it accepts now (14 days back, 2 hours ahead): write hours inside that range")
+
+
 def floor_hour(moment: datetime) -> datetime:
     """The start of ``moment``'s hour, in UTC (the unit the emulator writes and marks)."""
     return moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
@@ -115,9 +128,10 @@ class FlowLogEmulator:
         for (group, stream), batch in sorted(by_stream.items()):
             batch.sort(key=lambda e: e.timestamp_ms)
             for i in range(0, len(batch), PUT_LOG_EVENTS_MAX_BATCH):
-                self.logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
-                    {"timestamp": e.timestamp_ms, "message": e.message}
-                    for e in batch[i:i + PUT_LOG_EVENTS_MAX_BATCH]])
+                chunk = batch[i:i + PUT_LOG_EVENTS_MAX_BATCH]
+                response = self.logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+                    {"timestamp": e.timestamp_ms, "message": e.message} for e in chunk])
+                _refuse_rejections(group, len(chunk), response.get("rejectedLogEventsInfo") or {})
         return len(events)
 
     def _write_once(self, key: str, suffix: str, events: Callable[[], list[Event]]) -> int | None:
