@@ -424,3 +424,12 @@ def test_keywords_and_functions_are_case_insensitive_and_comments_are_skipped() 
     expected = Counter(split(e["message"])["action"] for e in EVENTS
                        if e["message"].endswith(" OK") and not in_net(split(e["message"])["srcAddr"], NET_A))
     assert [(r["action"], int(r["n"])) for r in rows] == sorted(expected.items(), reverse=True)
+
+
+def test_each_filter_tests_its_own_condition() -> None:
+    """Two filters around a fields command: the first sees the raw events, the second the
+    field the fields command defined (a late-bound predicate once made both test the last)."""
+    events = [{"timestamp": 1, "message": v2_line("10.0.1.5", "10.1.2.5", 50000, port, action=action)}
+              for port, action in ((443, "REJECT"), (22, "REJECT"), (443, "ACCEPT"))]
+    query = 'filter dstPort = 443 | fields action = "REJECT" as rejected | filter rejected = 1 | stats count(*) as n'
+    assert as_dicts(run_query(query, events)) == [{"n": "1"}]

@@ -24,7 +24,7 @@ Supported (keywords, commands and function names are case-insensitive; field nam
 * string literals in single or double quotes, numbers, `` `quoted field names` ``;
 * functions ``isIpv4InSubnet(f, "cidr")``, ``isValidIpV4``, ``ispresent``, ``isempty``,
   ``fromMillis``, ``toMillis``, ``bin(period)`` (ms, s, m, h, d, w units), ``strlen``,
-  ``tolower``, ``toupper``, ``abs``, ``floor``, ``ceil``.
+  ``tolower``, ``toupper``, ``concat``, ``substr(text, start[, length])`` (from 0), ``abs``, ``floor``, ``ceil``.
 
 Discovered fields: every event has ``@timestamp``, ``@message``, ``@logStream``, ``@log``,
 ``@ingestionTime`` (when given); a message in the default VPC flow-log (v2) format is split
@@ -453,12 +453,12 @@ _AGGREGATES = {"count", "count_distinct", "sum", "min", "max", "avg"}
 # Functions of the language outside the subset (reported as unsupported, not unknown).
 _UNSUPPORTED_FUNCTIONS = {
     "pct", "stddev", "earliest", "latest", "sortsfirst", "sortslast", "dateceil", "datefloor",
-    "coalesce", "concat", "replace", "substr", "strcontains", "trim", "ltrim", "rtrim", "jsonparse",
+    "coalesce", "replace", "strcontains", "trim", "ltrim", "rtrim", "jsonparse",
     "isvalidip", "isvalidipv6", "isipinsubnet", "isipv6insubnet", "if", "tonumber", "greatest", "least",
     "log", "sqrt", "pow", "datediff", "unmask", "split",
 }
-# name -> (arity, returns boolean)
-_FUNCTIONS = {
+# name -> (arity: a count, or (fewest, most) with None for any number; returns boolean)
+_FUNCTIONS: dict[str, tuple[int | tuple[int, int | None], bool]] = {
     "isipv4insubnet": (2, True),
     "isvalidipv4": (1, True),
     "ispresent": (1, True),
@@ -469,6 +469,8 @@ _FUNCTIONS = {
     "strlen": (1, False),
     "tolower": (1, False),
     "toupper": (1, False),
+    "concat": ((1, None), False),
+    "substr": ((2, 3), False),
     "abs": (1, False),
     "floor": (1, False),
     "ceil": (1, False),
@@ -785,8 +787,12 @@ class _Parser:
                 self.advance()
                 args.append(self.disjunction())
         self.expect_op(")", f"to close {tok.text}(")
-        if len(args) != arity:
-            raise InsightsQueryError(f"{tok.text}() takes {arity} argument{'s' if arity > 1 else ''}, got {len(args)}", tok.pos)
+        fewest, most = arity if isinstance(arity, tuple) else (arity, arity)
+        if len(args) < fewest or most is not None and len(args) > most:
+            wanted = (f"{fewest}" if fewest == most else f"at least {fewest}" if most is None
+                      else f"{fewest} to {most}")
+            raise InsightsQueryError(f"{tok.text}() takes {wanted} argument{'s' if most != 1 else ''}, got {len(args)}",
+                                     tok.pos)
         if name in ("ispresent", "isempty") and not isinstance(args[0], Ref):
             raise InsightsQueryError(f"{tok.text}() takes a field name", tok.pos)
         if name == "isipv4insubnet":
@@ -1087,6 +1093,17 @@ def _compile_call(node: Call, aggregate_slots: dict[int, int] | None) -> _Fn:
         return lambda row: None if (v := arg(row)) is None else _text(v).lower()
     if name == "toupper":
         return lambda row: None if (v := arg(row)) is None else _text(v).upper()
+    if name == "concat":  # a missing value adds nothing
+        return lambda row: "".join(_text(v) for f in args if (v := f(row)) is not None)
+    if name == "substr":  # substr(text, start[, length]); start counts from 0
+
+        def substr(row: Any) -> Any:
+            text, values = arg(row), [_num(f(row)) for f in args[1:]]
+            if text is None or any(v is None or v < 0 for v in values):
+                return None
+            start = int(values[0])
+            return _text(text)[start:] if len(values) == 1 else _text(text)[start:start + int(values[1])]
+        return substr
     unary = {"abs": abs, "floor": math.floor, "ceil": math.ceil}[name]
 
     def numeric(row: Any) -> Any:
@@ -1318,8 +1335,9 @@ def run_query(query: Query | str, events: Iterable[Mapping], *, limit: int | Non
         stream = count_matched(stream)
     for index, command in enumerate(commands):
         if isinstance(command, FilterCommand):
-            predicate = _compile(command.expr)
-            stream = (row for row in stream if predicate(row))
+            # filter() binds this command's predicate now; a generator expression would look the
+            # name up when rows flow, and every filter of the query would test the last one's.
+            stream = filter(_compile(command.expr), stream)
         elif isinstance(command, FieldsCommand):
             stream = _fields(command, stream)
         elif isinstance(command, SortCommand):
