@@ -4,9 +4,11 @@
 
 The engine runs unchanged against a Logs client whose StartQuery is answered by the embedded
 Logs Insights evaluator (vpcpeer_orchestration/local/insights_query.py) over one VPC-hour of
-bench.flowdata records, so every query it sends, every split and every row is counted as the
-service would bill it (records scanned). The reference design's plan is five queries per
-log group-hour, each scanning the whole hour: 5 scans by construction.
+bench.flowdata records, so every query it sends and every row is counted as the service
+would bill it (records scanned). The same records go through the raw aggregation too, and
+the two reports are compared: which fields differ, and whether the Insights report flags each
+of them (``approximate``). The reference design's plan is five queries per log group-hour,
+each scanning the whole hour: 5 scans by construction.
 """
 
 from __future__ import annotations
@@ -57,8 +59,18 @@ class EvaluatedLogs:
         return {"success": True}
 
 
-def measure(records: int) -> dict[str, Any]:
-    """The current plan's cost for one VPC-hour of ``records`` flow records."""
+# Fields the Insights plan does not read (it counts OK records in the window only).
+UNSEEN = frozenset({"records_by_status", "malformed_records", "lines_read", "out_of_window_records"})
+
+
+def differences(insights: dict[str, Any], raw: dict[str, Any]) -> list[str]:
+    """Report fields (evidence as ``evidence.NAME``) where the Insights report differs from the raw one."""
+    found = [k for k in raw if k not in UNSEEN and k != "evidence" and raw[k] != insights.get(k)]
+    return found + [f"evidence.{k}" for k in raw["evidence"] if raw["evidence"][k] != insights["evidence"].get(k)]
+
+
+def measure(records: int, kind: str = "normal") -> dict[str, Any]:
+    """The plan's cost for one VPC-hour of ``records`` flow records, and how its report compares."""
     from lambda_pkg.aggregate import traffic_for
     from lambda_pkg.engines.insights import InsightsEngine
     from lambda_pkg.window import Window
@@ -69,28 +81,43 @@ def measure(records: int) -> dict[str, Any]:
                     datetime.fromtimestamp(flowdata.WINDOW_START + flowdata.WINDOW_SECONDS, timezone.utc))
     group = cfg.vpcs[0].log_group
     events = []
-    for line in itertools.islice(flowdata.normal(records), records):
+    for line in itertools.islice(flowdata.KINDS[kind](records), records):
         fields = line.split(" ")
         start = int(fields[10]) if len(fields) == 14 and fields[10].isdigit() else flowdata.WINDOW_START
         events.append((start * 1000, line))
     logs = EvaluatedLogs({group: events, cfg.vpcs[1].log_group: []})
     started = time.perf_counter()
-    outcome = "complete"
+    traffic = traffic_for(cfg, window)
+    figures: dict[str, Any] = {"records": records, "kind": kind}
     try:
-        InsightsEngine(logs, sleep=lambda s: None, deadline_seconds=1e9).run(window, traffic_for(cfg, window))
+        stats = InsightsEngine(logs, sleep=lambda s: None, deadline_seconds=1e9).run(window, traffic)
     except Exception as exc:  # noqa: BLE001 - the failure is the figure
-        outcome = f"fails: {type(exc).__name__}"
-    return {"records": records, "queries": logs.queries.get(group, 0),
-            "scans": logs.scanned.get(group, 0) / max(1, records), "rows": logs.rows.get(group, 0),
-            "outcome": outcome, "seconds": time.perf_counter() - started}
+        figures.update(outcome=f"fails: {type(exc).__name__}: {exc}", plan="-")
+    else:
+        figures.update(outcome="complete", plan=stats["plan"][cfg.vpcs[0].label])
+    figures["seconds"] = time.perf_counter() - started
+    figures.update(queries=logs.queries.get(group, 0), scans=logs.scanned.get(group, 0) / max(1, records),
+                   rows=logs.rows.get(group, 0))
+    if figures["outcome"] == "complete":
+        raw = traffic_for(cfg, window)
+        for t, line in events:
+            raw[cfg.vpcs[0].label].add_line(line, t)
+        mine, theirs = traffic[cfg.vpcs[0].label].report(), raw[cfg.vpcs[0].label].report()
+        figures["differ"] = differences(mine, theirs)
+        figures["approximate"] = sorted(mine.get("approximate", {}))
+        # Every difference is flagged: the field itself, or the evidence table a flagged sub-field belongs to.
+        figures["all_flagged"] = all(any(f == d or f.startswith(d + ".") for f in figures["approximate"])
+                                     for d in figures["differ"])
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--scan", type=int, nargs="*", default=[], help="also port-scan hours of these sizes")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    figures = [measure(n) for n in args.records]
+    figures = [measure(n) for n in args.records] + [measure(n, "port-scan") for n in args.scan]
     print(json.dumps(figures) if args.json else "\n".join(map(str, figures)))
 
 

@@ -124,9 +124,10 @@ def code_location(repeat: int) -> dict:
     return {name: run(cmd, repeat).seconds for name, cmd in (("vpcpeer", ours), ("one_asset", one), ("import_dagster", bare))}
 
 
-def insights(sizes: list[int]) -> list[dict]:
+def insights(sizes: list[int], scans: list[int]) -> list[dict]:
     """(b), in a process of its own."""
-    out = subprocess.run([sys.executable, "-m", "bench.insights_cost", "--json", "--records", *map(str, sizes)],
+    out = subprocess.run([sys.executable, "-m", "bench.insights_cost", "--json", "--records", *map(str, sizes),
+                          "--scan", *map(str, scans)],
                          capture_output=True, text=True, cwd=ROOT, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -173,7 +174,7 @@ def main() -> None:
         say("(a) analysis core vs DuckDB vs flowlogs-reader ...")
         a = analysis(data, sizes, scan, repeat, say)
     say("(b) Logs Insights cost per VPC-hour ...")
-    b = insights([2_000, 20_000] if args.smoke else [10_000, 100_000, 1_000_000])
+    b = insights([2_000, 20_000] if args.smoke else [10_000, 100_000, 1_000_000], [12_000] if args.smoke else [1_000_000])
     say("(d) code-location load ...")
     d = code_location(repeat)
     c = None

@@ -27,7 +27,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
@@ -252,6 +252,7 @@ class VpcTraffic:
         self._scan_hosts: dict[str, set[str]] = {}  # source -> hosts of its rejected TCP/UDP flows
         self._room = EVIDENCE_ENTRIES
         self.truncated: set[str] = set()
+        self._summary: Summary | None = None  # set by adopt(): the report comes from it
 
     # -- classification ---------------------------------------------------------------
 
@@ -669,11 +670,26 @@ class VpcTraffic:
 
     # -- result -----------------------------------------------------------------------
 
+    def adopt(self, summary: Summary) -> None:
+        """Report from ``summary`` (the Insights plan's tables of a bigger hour) instead of
+        from records added one by one; nothing may have been added."""
+        if self.lines or self._by_class or self._rows or self._pending:
+            raise ValueError("a summary replaces the records of an aggregation; this one already has some")
+        self._summary = summary
+
     def report(self) -> dict[str, Any]:
         """The per-VPC report (DESIGN "Contracts" fields, plus evidence for the detections)."""
         self.settle()
-        t = _Tables.of(self)
-        return {
+        s = self._summary
+        if s is None:
+            t = ReportTables.of(self)
+            widths = {src: (len(self._scan_ports.get(src, ())), len(self._scan_hosts.get(src, ())))
+                      for src in self._scan_ports.keys() | self._scan_hosts.keys()}
+            samples = _LowestPorts(self._scan_ports)
+            s = Summary(t, self.bytes, self.packets, len(self.destinations), self._unexpected, self._to_peer,
+                        widths, samples)
+        t = s.tables
+        report = {
             "vpc": self.spec.label,
             "peer": self.peer.label,
             "peer_allowed_ports": sorted(self.peer.allowed_ports),
@@ -681,10 +697,10 @@ class VpcTraffic:
             "cidr": str(self.spec.cidr),
             "allowed_ports": sorted(self.spec.allowed_ports),
             "total_requests": t.requests,
-            "total_bytes": self.bytes,
-            "total_packets": self.packets,
+            "total_bytes": s.bytes,
+            "total_packets": s.packets,
             "unique_sources": len(t.sources),
-            "unique_destinations": len(self.destinations),
+            "unique_destinations": s.destinations,
             "rejected_connections": t.rejected,
             "accepted_connections": t.requests - t.rejected,
             "accepted_to_peer": t.accepted_to_peer,
@@ -702,22 +718,56 @@ class VpcTraffic:
                     "top_sources": top(t.unsolicited_sources, EVIDENCE_N),
                     "top_ports": top(Counter({int(p): c for p, c in t.unsolicited_ports.items()}), EVIDENCE_N),
                 },
-                "unexpected_ports": by_port(t.unexpected, self._unexpected),
-                "unexpected_ports_to_peer": by_port(t.unexpected_to_peer, self._to_peer),
+                "unexpected_ports": by_port(t.unexpected, s.unexpected_sources),
+                "unexpected_ports_to_peer": by_port(t.unexpected_to_peer, s.to_peer_sources),
                 "rejections": {
                     "top_sources": top(t.rejected_sources, EVIDENCE_N),
                     "top_ports": top(Counter({int(p): c for p, c in t.rejected_ports.items()}), EVIDENCE_N),
                 },
-                "scan_candidates": t.scan_candidates(self._scan_ports, self._scan_hosts),
+                "scan_candidates": t.scan_candidates(s.widths, s.samples),
                 "truncated": sorted(self.truncated),
             },
         }
+        if s.approximate:
+            # Fields that are bounds or samples, not counts, each with what it means instead.
+            report["approximate"] = dict(sorted(s.approximate.items()))
+        return report
 
 
-class _Tables:
+class _LowestPorts(Mapping[str, list[int]]):
+    """source -> the lowest ports it probed, worked out only for the sources a report lists."""
+
+    def __init__(self, ports: dict[str, set[str]]) -> None:
+        self._ports = ports
+
+    def __getitem__(self, source: str) -> list[int]:
+        return heapq.nsmallest(EVIDENCE_N * 2, map(int, self._ports[source]))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ports)
+
+    def __len__(self) -> int:
+        return len(self._ports)
+
+
+@dataclass
+class Summary:
+    """What a report is derived from: the classified tables, the sums and the evidence."""
+
+    tables: ReportTables
+    bytes: int
+    packets: int
+    destinations: int
+    unexpected_sources: Mapping[str, Counter[str]]  # port -> sources (unexpected into this VPC)
+    to_peer_sources: Mapping[str, Counter[str]]  # port -> sources (unexpected into the peer)
+    widths: Mapping[str, tuple[int, int]]  # source -> (distinct ports, distinct hosts) of its rejected TCP/UDP flows
+    samples: Mapping[str, list[int]] = field(default_factory=dict)  # source -> the lowest of those ports
+    approximate: dict[str, str] = field(default_factory=dict)  # report field -> what it is instead of exact
+
+
+class ReportTables:
     """The report's counters, derived from the classified tables in one pass over each:
     O(distinct (value, class) entries), however the flows were spread over them."""
-
     def __init__(self) -> None:
         self.requests = self.rejected = self.external = self.ipv6 = 0
         self.accepted_to_peer = self.unsolicited_external = 0
@@ -734,7 +784,7 @@ class _Tables:
         self.unexpected_to_peer: Counter[str] = Counter()
 
     @classmethod
-    def of(cls, traffic: VpcTraffic) -> _Tables:
+    def of(cls, traffic: VpcTraffic) -> ReportTables:
         t = cls()
         classes = traffic._classes
         for cid, count in traffic._by_class.items():
@@ -769,17 +819,15 @@ class _Tables:
                     table.update(counts)
         return t
 
-    def scan_candidates(self, scan_ports: dict[str, set[str]], scan_hosts: dict[str, set[str]]) -> list[dict[str, Any]]:
+    def scan_candidates(self, widths: Mapping[str, tuple[int, int]],
+                        samples: Mapping[str, list[int]]) -> list[dict[str, Any]]:
         """Sources touching many distinct ports or hosts with rejected flows, widest first."""
-        def width(source: str) -> tuple[int, int]:
-            return len(scan_ports.get(source, ())), len(scan_hosts.get(source, ()))
-
-        wide = [s for s in scan_ports.keys() | scan_hosts.keys() if max(width(s)) >= SCAN_CANDIDATE_MIN]
-        ranked = sorted(wide, key=lambda s: (-max(width(s)), s))[:EVIDENCE_N * 2]
+        wide = [s for s, w in widths.items() if max(w) >= SCAN_CANDIDATE_MIN]
+        ranked = sorted(wide, key=lambda s: (-max(widths[s]), s))[:EVIDENCE_N * 2]
         return [
-            {"source": s, "distinct_ports": width(s)[0], "distinct_hosts": width(s)[1],
+            {"source": s, "distinct_ports": widths[s][0], "distinct_hosts": widths[s][1],
              "records": self.port_records[s], "rejected": self.port_rejects[s],
-             "sample_ports": heapq.nsmallest(EVIDENCE_N * 2, map(int, scan_ports.get(s, ())))}
+             "sample_ports": list(samples.get(s, ()))}
             for s in ranked
         ]
 

@@ -27,7 +27,8 @@ def make_engine(name: str, logs_client: Any, config: AnalyzerConfig) -> Engine:
         return RawEngine(logs_client)
     if name == "insights":
         return InsightsEngine(logs_client, deadline_seconds=config.query_deadline_seconds,
-                              max_concurrent=config.max_concurrent_queries)
+                              max_concurrent=config.max_concurrent_queries,
+                              evidence_min_count=config.thresholds.unexpected_port_min_count)
     raise InvalidAnalyzerConfig("engine", f"{name!r} is not an engine", "Use insights or raw.")
 
 

@@ -81,7 +81,7 @@ DEFAULT_ANOMALY_THRESHOLD_PERCENT = 20.0
 DEFAULT_QUERY_DEADLINE_SECONDS = 240
 # Logs Insights queries one analysis keeps running at once (INSIGHTS_MAX_CONCURRENT_QUERIES):
 # the account's quota (30 concurrent queries in the StartQuery reference, 100 in newer
-# accounts) is shared with dashboards and people, and a split window must not take it all.
+# accounts) is shared with dashboards and people, and one analysis must not take it all.
 DEFAULT_INSIGHTS_MAX_CONCURRENT_QUERIES = 4
 MAX_INSIGHTS_CONCURRENT_QUERIES = 30
 ENV_INSIGHTS_MAX_CONCURRENT_QUERIES = "INSIGHTS_MAX_CONCURRENT_QUERIES"

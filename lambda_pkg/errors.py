@@ -31,10 +31,6 @@ class ThrottledError(QueryFailedError):
     """AWS kept throttling past the retry budget."""
 
 
-class ResultTruncatedError(QueryFailedError):
-    """A query hit the result-row limit even on the smallest sub-window: counts would be partial."""
-
-
 class InconsistentResultError(QueryFailedError):
     """Query results contradict themselves (e.g. a CIDR test disagrees with the exact one)."""
 

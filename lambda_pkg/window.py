@@ -45,12 +45,6 @@ class Window:
     def contains_ms(self, timestamp_ms: int) -> bool:
         return self.start_ms <= timestamp_ms < self.end_ms
 
-    def split(self) -> tuple[Window, Window]:
-        """Two halves (whole milliseconds), used when a query result would be truncated."""
-        middle_ms = (self.start_ms + self.end_ms) // 2
-        middle = datetime.fromtimestamp(middle_ms / 1000, tz=timezone.utc)
-        return Window(self.start, middle), Window(middle, self.end)
-
     def to_json(self) -> dict[str, str]:
         return {"start": _iso(self.start), "end": _iso(self.end)}
 

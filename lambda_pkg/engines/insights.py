@@ -1,40 +1,51 @@
-"""The ``insights`` engine: CloudWatch Logs Insights, one grouped query per log group.
+"""The ``insights`` engine: CloudWatch Logs Insights, a fixed plan of grouped queries.
 
-Each log group is scanned once per window (the reference scanned each five times): one
-query groups the window's OK records by flow tuple, the rows carry their record counts,
-and the same aggregation as the raw engine turns them into the report. Both queries are
-started before either is polled, polling backs off, every status is handled, queries
-still running at the deadline are stopped, and a result that hits the row limit is re-run
-on the two halves of its window instead of being reported short.
+Every VPC-hour starts with the per-port query (``insights_plan.ports_query``): every count
+of the report, exact at any volume. An hour of at most ROW_LIMIT records is then read as
+flow tuples (``build_query``), which cannot overflow, and aggregated like raw lines: 2 scans.
+A bigger hour reads its sources and its distinct destinations instead (3 scans; a 4th for
+the sources of unexpected ports when one reaches the alert threshold), and the report says
+which of its evidence fields are bounds (``approximate``). Nothing is split or retried on a
+truncated result, so the cost is known in advance and never fails on volume.
+
+Queries of a round are started before any is polled, at most ``max_concurrent`` at once;
+polling backs off, every status is handled, queries still running at the deadline are
+stopped, and results that contradict each other (records that changed between the rounds,
+per-port columns that do not add up) raise ``InconsistentResultError``.
 """
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from lambda_pkg.aggregate import VpcTraffic
+from lambda_pkg.aggregate import EVIDENCE_N, EVIDENCE_PORTS, TOP_N, ReportTables, Summary, VpcTraffic
 from lambda_pkg.constants import DEFAULT_INSIGHTS_MAX_CONCURRENT_QUERIES, DEFAULT_QUERY_DEADLINE_SECONDS
 from lambda_pkg.constants import INSIGHTS_FIELDS as F
 from lambda_pkg.engines import aws_calls
-from lambda_pkg.errors import InconsistentResultError, QueryFailedError, QueryTimeoutError, ResultTruncatedError
+from lambda_pkg.engines import insights_plan as plan
+from lambda_pkg.engines.insights_plan import ROW_LIMIT
+from lambda_pkg.errors import InconsistentResultError, QueryFailedError, QueryTimeoutError
 from lambda_pkg.records import STATUS_OK, FlowRecord
+from lambda_pkg.settings import Thresholds
 from lambda_pkg.window import Window
 
-ROW_LIMIT = 10_000
 RUNNING_STATUSES = frozenset({"Scheduled", "Running"})
 FAILED_STATUSES = frozenset({"Failed", "Cancelled", "Timeout", "Unknown"})
-MAX_SPLITS = 6  # an hour halved six times is 56 s
+# The plan of a VPC-hour, by its size: nothing more to read, flow tuples, or sources and destinations.
+EMPTY, FLOWS, SOURCES = "empty", "flows", "sources"
 
 GROUP_FIELDS = (F["srcaddr"], F["dstaddr"], F["srcport"], F["dstport"], F["protocol"], F["action"])
 
 
 def build_query(window: Window, vpc_a_cidr: str, vpc_b_cidr: str) -> str:
-    """The grouped query for one log group and window (half-open on event time)."""
+    """The flow tuples of one log group and window (half-open on event time), for an hour of
+    at most ROW_LIMIT records: it has no more groups than records, so it always fits."""
     return (
         f'filter {F["log-status"]} = "{STATUS_OK}"'
         f" and @timestamp >= fromMillis({window.start_ms}) and @timestamp < fromMillis({window.end_ms})\n"
@@ -44,21 +55,6 @@ def build_query(window: Window, vpc_a_cidr: str, vpc_b_cidr: str) -> str:
         f' by {", ".join(GROUP_FIELDS)}, srcInA, srcInB\n'
         f"| limit {ROW_LIMIT}"
     )
-
-
-def _integer(row: dict[str, str], name: str) -> int:
-    try:
-        value = Decimal(row[name])
-    except KeyError:
-        raise QueryFailedError(
-            f"result row lacks {name!r}: Logs Insights did not discover the flow-log fields "
-            "(custom log format?); use ANALYZER_ENGINE=raw"
-        ) from None
-    except InvalidOperation:
-        raise InconsistentResultError(f"result field {name}={row[name]!r} is not a number") from None
-    if value != value.to_integral_value():
-        raise InconsistentResultError(f"result field {name}={row[name]!r} is not a whole number")
-    return int(value)
 
 
 def _boolean(row: dict[str, str], name: str) -> bool:
@@ -89,10 +85,10 @@ def row_to_record(cells: list[dict[str, str]], cidr_a: Any, cidr_b: Any) -> tupl
             if _boolean(row, flag) != (ip in cidr):
                 raise InconsistentResultError(f"Logs Insights says {flag}={row.get(flag)!r} for {src}, but {src} in {cidr} is {ip in cidr}")
     record = FlowRecord(
-        STATUS_OK, src, dst, _integer(row, F["srcport"]), _integer(row, F["dstport"]), _integer(row, F["protocol"]),
-        _integer(row, "packets"), _integer(row, "bytes"), action, ip.version,
+        STATUS_OK, src, dst, plan.integer(row, F["srcport"]), plan.integer(row, F["dstport"]), plan.integer(row, F["protocol"]),
+        plan.integer(row, "packets"), plan.integer(row, "bytes"), action, ip.version,
     )
-    weight = _integer(row, "records")
+    weight = plan.integer(row, "records")
     if weight < 1:
         raise InconsistentResultError(f"result row counts {weight} records")
     return record, weight
@@ -110,8 +106,8 @@ class InsightsEngine:
         deadline_seconds: float = DEFAULT_QUERY_DEADLINE_SECONDS,
         poll_initial_seconds: float = 1.0,
         poll_max_seconds: float = 8.0,
-        max_splits: int = MAX_SPLITS,
         max_concurrent: int = DEFAULT_INSIGHTS_MAX_CONCURRENT_QUERIES,
+        evidence_min_count: int = Thresholds().unexpected_port_min_count,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -119,8 +115,8 @@ class InsightsEngine:
         self.deadline_seconds = deadline_seconds
         self.poll_initial = poll_initial_seconds
         self.poll_max = poll_max_seconds
-        self.max_splits = max_splits
         self.max_concurrent = max(1, max_concurrent)
+        self.evidence_min_count = evidence_min_count
         self.clock = clock
         self.sleep = sleep
 
@@ -171,36 +167,123 @@ class InsightsEngine:
             interval = min(interval * 2, self.poll_max)
         return results
 
+    def _round(self, jobs: list[tuple[str, str, str, Window, str]], deadline: float,
+               stats: dict[str, Any]) -> dict[tuple[str, str], list[list[dict[str, str]]]]:
+        """Run ``jobs`` (label, kind, log group, window, query), at most max_concurrent at once."""
+        results: dict[tuple[str, str], list[list[dict[str, str]]]] = {}
+        for first in range(0, len(jobs), self.max_concurrent):
+            started = {}
+            for label, kind, group, part, query in jobs[first:first + self.max_concurrent]:
+                started[self._start(group, part, query)] = (label, kind, group)
+                stats["queries"] += 1
+                stats["scans"][label] += 1
+            answers = self._await_all({q: group for q, (_, _, group) in started.items()}, deadline)
+            for query_id, (label, kind, _) in started.items():
+                results[label, kind] = answers[query_id]
+                stats["rows"] += len(answers[query_id])
+        return results
+
     def run(self, window: Window, traffic: dict[str, VpcTraffic]) -> dict[str, Any]:
         deadline = self.clock() + self.deadline_seconds
         labels = list(traffic)
         cidr_a, cidr_b = (traffic[label].spec.cidr for label in labels[:2])
-        pending = [(label, window, 0) for label in labels]
-        stats = {"engine": self.name, "queries": 0, "splits": 0, "rows": 0, "max_concurrent": self.max_concurrent}
-        while pending:
-            # At most max_concurrent queries run at once; halves of a split window queue behind.
-            batch, pending = pending[:self.max_concurrent], pending[self.max_concurrent:]
-            started = []
-            for label, part, depth in batch:
-                group = traffic[label].spec.log_group
-                query_id = self._start(group, part, build_query(part, str(cidr_a), str(cidr_b)))
-                started.append((label, part, depth, query_id))
-            stats["queries"] += len(started)
-            results = self._await_all({q: traffic[label].spec.log_group for label, _, _, q in started}, deadline)
-            for label, part, depth, query_id in started:
-                rows = results[query_id]
-                if len(rows) >= ROW_LIMIT:
-                    if depth >= self.max_splits:
-                        raise ResultTruncatedError(
-                            f"{traffic[label].spec.log_group}: {ROW_LIMIT} rows even for {part.end - part.start}; "
-                            "the report would be partial (use ANALYZER_ENGINE=raw or a shorter window)"
-                        )
-                    stats["splits"] += 1
-                    pending.extend((label, half, depth + 1) for half in part.split())
-                    continue
-                stats["rows"] += len(rows)
-                agg = traffic[label]
-                for cells in rows:
-                    record, weight = row_to_record(cells, cidr_a, cidr_b)
-                    agg.add(record, weight)
+        stats: dict[str, Any] = {"engine": self.name, "queries": 0, "rows": 0, "max_concurrent": self.max_concurrent,
+                                 "scans": {label: 0 for label in labels}, "plan": {}}
+        groups = {label: traffic[label].spec.log_group for label in labels}
+        first = self._round([(label, "ports", groups[label], window,
+                              plan.ports_query(window, traffic[label].spec, traffic[label].peer)) for label in labels],
+                            deadline, stats)
+        ports = {label: plan.decode_ports(first[label, "ports"]) for label in labels}
+        jobs = []
+        for label in labels:
+            agg, counts = traffic[label], ports[label]
+            if not counts.records:  # nothing in the window: the per-port query said all there is
+                stats["plan"][label] = EMPTY
+                continue
+            if counts.records <= ROW_LIMIT:
+                stats["plan"][label] = FLOWS
+                jobs.append((label, FLOWS, groups[label], window, build_query(window, str(cidr_a), str(cidr_b))))
+                continue
+            stats["plan"][label] = SOURCES
+            jobs.append((label, SOURCES, groups[label], window, plan.sources_query(window, agg.spec, agg.peer)))
+            jobs.append((label, "destinations", groups[label], window, plan.destinations_query(window)))
+            into_self, into_peer = (_busiest(counts.tables[t]) for t in ("u", "p"))
+            if any(count >= self.evidence_min_count for count in (*into_self.values(), *into_peer.values())):
+                jobs.append((label, "evidence", groups[label], window,
+                             plan.evidence_query(window, agg.spec, agg.peer, map(int, into_self), map(int, into_peer))))
+        second = self._round(jobs, deadline, stats)
+        for label in labels:
+            if stats["plan"][label] == EMPTY:
+                continue
+            if stats["plan"][label] == FLOWS:
+                _adopt_flows(traffic[label], second[label, FLOWS], ports[label], cidr_a, cidr_b)
+            else:
+                _adopt_summary(traffic[label], ports[label], second, label, self.evidence_min_count)
         return stats
+
+
+def _busiest(counts: Counter[str]) -> dict[str, int]:
+    """The unexpected ports a report lists one by one (the same choice as ``aggregate.by_port``)."""
+    return dict(heapq.nsmallest(EVIDENCE_PORTS, counts.items(), key=lambda pc: (-pc[1], int(pc[0]))))
+
+
+def _adopt_flows(agg: VpcTraffic, rows: list[list[dict[str, str]]], counts: plan.PortsDecoded,
+                 cidr_a: Any, cidr_b: Any) -> None:
+    """A small hour's flow tuples, aggregated as raw lines are; they must agree with its per-port counts."""
+    records = nbytes = 0
+    for cells in rows:
+        record, weight = row_to_record(cells, cidr_a, cidr_b)
+        agg.add(record, weight)
+        records += weight
+        nbytes += record.bytes
+    if (records, nbytes) != (counts.records, counts.bytes):
+        raise InconsistentResultError(
+            f"{agg.spec.log_group}: the flow query counted {records} records ({nbytes} bytes), the per-port query "
+            f"{counts.records} ({counts.bytes} bytes); records changed between the queries: analyse the window again")
+
+
+def _adopt_summary(agg: VpcTraffic, counts: plan.PortsDecoded, results: dict[tuple[str, str], Any], label: str,
+                   evidence_min_count: int) -> None:
+    """A bigger hour's report from its per-port counts, its sources and its destinations."""
+    sources = plan.decode_sources(results[label, SOURCES])
+    destinations, dst_records = plan.decode_destinations(results[label, "destinations"])
+    seen = sum(sources.records.values())
+    if dst_records != counts.records or (sources.complete and seen != counts.records):
+        raise InconsistentResultError(
+            f"{agg.spec.log_group}: {counts.records} records by port, {seen} by source, {dst_records} by destination; "
+            "records changed between the queries: analyse the window again")
+    t = ReportTables()
+    t.requests, t.rejected, t.external, t.ipv6 = counts.records, counts.rejected, counts.external, counts.ipv6
+    t.accepted_to_peer, t.unsolicited_external = counts.accepted_to_peer, counts.unsolicited
+    if counts.records:
+        t.by_status[STATUS_OK] = counts.records
+    t.ports, t.rejected_ports, t.unsolicited_ports = counts.tables["n"], counts.tables["r"], counts.tables["s"]
+    t.unexpected, t.unexpected_to_peer = counts.tables["u"], counts.tables["p"]
+    t.sources, t.rejected_sources, t.unsolicited_sources = sources.records, sources.rejected, sources.unsolicited
+    t.port_records, t.port_rejects = sources.port_records, sources.port_rejects
+
+    approximate: dict[str, str] = {}
+    if sources.widths:
+        approximate["evidence.scan_candidates"] = (
+            "distinct_ports and distinct_hosts come from Logs Insights' count_distinct, which AWS estimates at "
+            "very high cardinality; sample_ports are not read")
+    if not sources.complete:
+        approximate["unique_sources"] = f"a lower bound: only the {ROW_LIMIT} busiest sources are returned"
+        for name, table, n in (("top_source_ips", sources.records, TOP_N),
+                               ("evidence.rejections.top_sources", sources.rejected, EVIDENCE_N),
+                               ("evidence.unsolicited_external.top_sources", sources.unsolicited, EVIDENCE_N)):
+            ranked = sorted(table.values(), reverse=True)
+            if len(ranked) < n or ranked[n - 1] <= sources.floor:  # a source not returned could rank here
+                approximate[name] = f"from the {ROW_LIMIT} busiest sources; others have at most {sources.floor} records"
+    into_self: dict[str, Counter[str]] = {}
+    into_peer: dict[str, Counter[str]] = {}
+    if (label, "evidence") in results:
+        into_self, into_peer, complete = plan.decode_evidence(results[label, "evidence"])
+        if not complete:
+            approximate["evidence.unexpected_ports.top_sources"] = (
+                f"from the {ROW_LIMIT} busiest port-source pairs of the listed ports")
+    elif t.unexpected or t.unexpected_to_peer:
+        approximate["evidence.unexpected_ports.top_sources"] = (
+            f"not read: no unexpected port reached UNEXPECTED_PORT_MIN_COUNT ({evidence_min_count}) in this bigger hour")
+    agg.adopt(Summary(t, counts.bytes, counts.packets, destinations, into_self, into_peer, sources.widths,
+                      approximate=approximate))

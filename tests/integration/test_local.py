@@ -200,7 +200,10 @@ def test_the_insights_engine_on_the_embedded_evaluator_gives_the_raw_report(stac
     every hour exactly as the raw engine's FilterLogEvents pass does."""
     for hour in [LAST_HOUR - timedelta(hours=k) for k in range(0, 24, 3)] + list(SCENARIO_HOURS.values()):
         raw, insights = stack.analyze(window(hour)), stack.analyze(window(hour), engine="insights")
-        assert insights["engine"] == "insights" and insights["engine_stats"]["queries"] == 2, insights["engine_stats"]
+        stats = insights["engine_stats"]
+        # Small hours: the per-port query, then the flow tuples; 2 scans of each log group.
+        assert insights["engine"] == "insights" and stats["scans"] == {"VPC-A": 2, "VPC-B": 2}, stats
+        assert stats["plan"] == {"VPC-A": "flows", "VPC-B": "flows"}, stats
         assert [a["key"] for a in insights["anomalies"]] == [a["key"] for a in raw["anomalies"]], hour
         for label, vpc in raw["vpcs"].items():
             got, want = dict(insights["vpcs"][label]), dict(vpc)

@@ -12,15 +12,16 @@ from botocore.stub import ANY, Stubber
 from lambda_pkg.aggregate import traffic_for
 from lambda_pkg.engines import insights
 from lambda_pkg.engines.insights import InsightsEngine, build_query, row_to_record
+from lambda_pkg.engines.insights_plan import ports_query
 from lambda_pkg.errors import (
     InconsistentResultError,
     QueryFailedError,
     QueryTimeoutError,
-    ResultTruncatedError,
     ThrottledError,
 )
 from lambda_pkg.window import Window
 from tests.analyzer_env import ENV, config
+from vpcpeer_orchestration.local.insights_query import run_query
 
 WINDOW = Window(datetime(2026, 1, 1, 10, tzinfo=timezone.utc), datetime(2026, 1, 1, 11, tzinfo=timezone.utc))
 GROUP_A, GROUP_B = ENV["VPC_A_LOG_GROUP"], ENV["VPC_B_LOG_GROUP"]
@@ -39,6 +40,25 @@ def row(src: str, dst: str, sport: int, dport: int, *, records: int = 1, nbytes:
         {"field": "records", "value": str(records)}, {"field": "bytes", "value": str(nbytes)},
         {"field": "packets", "value": str(packets)},
     ]
+
+
+def port_rows(label: str, *rows: list[dict[str, str]]) -> list:
+    """What the per-port query answers for the records behind flow-tuple ``rows``: the query
+    itself, evaluated over those records by the embedded evaluator."""
+    events = []
+    for cells in rows:
+        f = {c["field"]: c["value"] for c in cells}
+        records, nbytes, packets = int(f["records"]), int(f["bytes"]), int(f["packets"])
+        for i in range(records):  # the first record carries the remainders: the sums stay the same
+            b = nbytes // records + (nbytes % records if i == 0 else 0)
+            p = packets // records + (packets % records if i == 0 else 0)
+            events.append({"timestamp": WINDOW.start_ms + i, "message":
+                           f"2 123456789012 eni-1 {f['srcAddr']} {f['dstAddr']} {f['srcPort']} {f['dstPort']} "
+                           f"{f['protocol']} {p} {b} 1 2 {f['action']} OK"})
+    cfg = config()
+    spec = cfg.vpc(label)
+    peer = next(v for v in cfg.vpcs if v.label != label)
+    return run_query(ports_query(WINDOW, spec, peer), events).results
 
 
 def complete(rows: list) -> dict:
@@ -96,27 +116,74 @@ def test_query_text_uses_discovered_fields_and_scans_once() -> None:
     assert text.count("stats") == 1
 
 
-def test_both_queries_start_before_polling_and_rows_aggregate(logs) -> None:
+def test_both_queries_of_a_round_start_before_polling_and_rows_aggregate(logs) -> None:
     client, stub = logs
     clock = Clock()
+    a_rows = [row("10.1.1.5", "10.0.10.3", 40000, 443, records=3, nbytes=300),
+              row("10.1.1.6", "10.0.10.3", 40001, 22, records=2, action="REJECT"),
+              row("198.51.100.9", "10.0.10.3", 443, 50000, records=4)]
+    b_rows = [row("10.0.1.5", "10.1.10.3", 40000, 3306, records=7, nbytes=700)]
+    # Round 1: the per-port query of each log group.
+    start(stub, "p-a", GROUP_A)
+    start(stub, "p-b", GROUP_B)
+    stub.add_response("get_query_results", complete(port_rows("VPC-A", *a_rows)), {"queryId": "p-a"})
+    stub.add_response("get_query_results", complete(port_rows("VPC-B", *b_rows)), {"queryId": "p-b"})
+    # Round 2: small hours, so the flow tuples.
     start(stub, "q-a", GROUP_A)
     start(stub, "q-b", GROUP_B)
     stub.add_response("get_query_results", {"status": "Running", "results": []}, {"queryId": "q-a"})
-    stub.add_response("get_query_results", complete([row("10.0.1.5", "10.1.10.3", 40000, 3306, records=7, nbytes=700)]),
-                      {"queryId": "q-b"})
+    stub.add_response("get_query_results", complete(b_rows), {"queryId": "q-b"})
     stub.add_response("get_query_results", {"status": "Scheduled", "results": []}, {"queryId": "q-a"})
-    stub.add_response("get_query_results", complete([
-        row("10.1.1.5", "10.0.10.3", 40000, 443, records=3, nbytes=300),
-        row("10.1.1.6", "10.0.10.3", 40001, 22, records=2, action="REJECT"),
-        row("198.51.100.9", "10.0.10.3", 443, 50000, records=4),
-    ]), {"queryId": "q-a"})
-    reports = run(engine(client, clock))
+    stub.add_response("get_query_results", complete(a_rows), {"queryId": "q-a"})
+    traffic = traffic_for(config(), WINDOW)
+    stats = engine(client, clock).run(WINDOW, traffic)
     assert clock.sleeps == [1.0, 2.0]  # exponential poll backoff
-    a, b = reports["VPC-A"], reports["VPC-B"]
+    assert stats["scans"] == {"VPC-A": 2, "VPC-B": 2} and stats["plan"] == {"VPC-A": "flows", "VPC-B": "flows"}
+    a, b = traffic["VPC-A"].report(), traffic["VPC-B"].report()
     assert a["total_requests"] == 9 and a["rejected_connections"] == 2 and a["external_traffic_count"] == 4
     assert a["top_source_ips"] == [["198.51.100.9", 4], ["10.1.1.5", 3], ["10.1.1.6", 2]]
     assert a["port_breakdown"] == {"22": 2, "443": 3, "50000": 4}
     assert b["total_requests"] == 7 and b["total_bytes"] == 700
+
+
+def test_an_empty_hour_costs_one_scan(logs) -> None:
+    client, stub = logs
+    start(stub, "p-a", GROUP_A)
+    start(stub, "p-b", GROUP_B)
+    stub.add_response("get_query_results", complete([]), {"queryId": "p-a"})
+    stub.add_response("get_query_results", complete([]), {"queryId": "p-b"})
+    traffic = traffic_for(config(), WINDOW)
+    stats = engine(client, Clock()).run(WINDOW, traffic)
+    assert stats["queries"] == 2 and stats["plan"] == {"VPC-A": "empty", "VPC-B": "empty"}
+    assert traffic["VPC-A"].report()["total_requests"] == 0
+
+
+def test_records_that_change_between_the_rounds_raise(logs) -> None:
+    """The flow tuples must add up to what the per-port query counted: a late record between
+    the two queries would otherwise make a report whose fields disagree."""
+    client, stub = logs
+    first = [row("10.1.1.5", "10.0.10.3", 40000, 443, records=3)]
+    start(stub, "p-a", GROUP_A)
+    start(stub, "p-b", GROUP_B)
+    stub.add_response("get_query_results", complete(port_rows("VPC-A", *first)), {"queryId": "p-a"})
+    stub.add_response("get_query_results", complete([]), {"queryId": "p-b"})
+    start(stub, "q-a", GROUP_A)
+    stub.add_response("get_query_results", complete([row("10.1.1.5", "10.0.10.3", 40000, 443, records=4)]),
+                      {"queryId": "q-a"})
+    with pytest.raises(InconsistentResultError, match="changed between the queries"):
+        run(engine(client, Clock()))
+
+
+def test_per_port_columns_that_do_not_add_up_raise(logs) -> None:
+    client, stub = logs
+    rows = port_rows("VPC-A", row("10.1.1.5", "10.0.10.3", 40000, 443, records=3))
+    rows = [[c if c["field"] != "n3" else {"field": "n3", "value": "2"} for c in r] for r in rows]  # 443 = 55 * 8 + 3
+    start(stub, "p-a", GROUP_A)
+    start(stub, "p-b", GROUP_B)
+    stub.add_response("get_query_results", complete(rows), {"queryId": "p-a"})
+    stub.add_response("get_query_results", complete([]), {"queryId": "p-b"})
+    with pytest.raises(InconsistentResultError, match="add up to 2, not 3 records"):
+        run(engine(client, Clock()))
 
 
 @pytest.mark.parametrize("status", ["Failed", "Cancelled", "Timeout", "Unknown"])
@@ -162,33 +229,6 @@ def test_access_denied_raises_with_a_fix(logs) -> None:
         run(engine(client, Clock()))
 
 
-def test_truncated_results_are_rerun_on_half_windows(logs, monkeypatch) -> None:
-    monkeypatch.setattr(insights, "ROW_LIMIT", 2)
-    client, stub = logs
-    start(stub, "q-a", GROUP_A)
-    start(stub, "q-b", GROUP_B)
-    full = [row("10.1.1.5", "10.0.10.3", 40000, 443), row("10.1.1.6", "10.0.10.3", 40001, 443)]
-    stub.add_response("get_query_results", complete(full), {"queryId": "q-a"})
-    stub.add_response("get_query_results", complete([]), {"queryId": "q-b"})
-    start(stub, "q-a1", GROUP_A)
-    start(stub, "q-a2", GROUP_A)
-    stub.add_response("get_query_results", complete(full[:1]), {"queryId": "q-a1"})
-    stub.add_response("get_query_results", complete(full[1:]), {"queryId": "q-a2"})
-    reports = run(engine(client, Clock()))
-    assert reports["VPC-A"]["total_requests"] == 2  # the truncated first answer was not counted
-
-
-def test_truncation_at_the_smallest_window_raises(logs, monkeypatch) -> None:
-    monkeypatch.setattr(insights, "ROW_LIMIT", 1)
-    client, stub = logs
-    start(stub, "q-a", GROUP_A)
-    start(stub, "q-b", GROUP_B)
-    stub.add_response("get_query_results", complete([row("10.1.1.5", "10.0.10.3", 40000, 443)]), {"queryId": "q-a"})
-    stub.add_response("get_query_results", complete([]), {"queryId": "q-b"})
-    with pytest.raises(ResultTruncatedError, match="partial"):
-        run(engine(client, Clock(), max_splits=0))
-
-
 def test_rows_that_contradict_the_cidr_test_raise() -> None:
     cells = row("10.1.1.5", "10.0.10.3", 40000, 443)
     cells = [c if c["field"] != "srcInB" else {"field": "srcInB", "value": "false"} for c in cells]
@@ -211,19 +251,18 @@ def test_boolean_spellings_and_sums() -> None:
     assert weight == 3 and record.bytes == 1234567 and record.dstport == 443
 
 
-def test_concurrent_queries_stay_under_the_cap_even_when_windows_split(logs, monkeypatch) -> None:
-    """With a cap of one, no query starts before the previous one answered: the halves of a
-    split window queue behind the other log group's query instead of piling onto the quota."""
-    monkeypatch.setattr(insights, "ROW_LIMIT", 2)
+def test_concurrent_queries_stay_under_the_cap(logs) -> None:
+    """With a cap of one, no query starts before the previous one answered: the queries of a
+    round queue behind each other instead of piling onto the account's quota."""
     client, stub = logs
-    full = [row("10.1.1.5", "10.0.10.3", 40000, 443), row("10.1.1.6", "10.0.10.3", 40001, 443)]
-    for query_id, group, rows in (("q-a", GROUP_A, full), ("q-b", GROUP_B, []),
-                                  ("q-a1", GROUP_A, full[:1]), ("q-a2", GROUP_A, full[1:])):
+    a_rows = [row("10.1.1.5", "10.0.10.3", 40000, 443), row("10.1.1.6", "10.0.10.3", 40001, 443)]
+    for query_id, group, rows in (("p-a", GROUP_A, port_rows("VPC-A", *a_rows)), ("p-b", GROUP_B, []),
+                                  ("q-a", GROUP_A, a_rows)):
         start(stub, query_id, group)  # the Stubber fails the test if calls come in another order
         stub.add_response("get_query_results", complete(rows), {"queryId": query_id})
     traffic = traffic_for(config(), WINDOW)
     stats = engine(client, Clock(), max_concurrent=1).run(WINDOW, traffic)
-    assert stats["queries"] == 4 and stats["splits"] == 1 and stats["max_concurrent"] == 1
+    assert stats["queries"] == 3 and stats["max_concurrent"] == 1
     assert traffic["VPC-A"].report()["total_requests"] == 2
 
 

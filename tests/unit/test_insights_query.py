@@ -433,3 +433,16 @@ def test_each_filter_tests_its_own_condition() -> None:
               for port, action in ((443, "REJECT"), (22, "REJECT"), (443, "ACCEPT"))]
     query = 'filter dstPort = 443 | fields action = "REJECT" as rejected | filter rejected = 1 | stats count(*) as n'
     assert as_dicts(run_query(query, events)) == [{"n": "1"}]
+
+
+def test_concat_and_substr() -> None:
+    events = [{"timestamp": 1, "message": v2_line("10.0.1.5", "10.1.2.5", 50000, 443, action="REJECT")}]
+    query = ('fields concat("#", substr(dstAddr, 0, strlen(dstAddr) * (action = "REJECT"))) as probed,'
+             ' concat("#", substr(dstAddr, 0, strlen(dstAddr) * (action = "ACCEPT"))) as accepted,'
+             ' substr(srcAddr, 5) as tail, substr(srcAddr, 0, 4) as head | stats count(*) by probed, accepted, tail, head')
+    assert as_dicts(run_query(query, events)) == [
+        {"probed": "#10.1.2.5", "accepted": "#", "tail": "1.5", "head": "10.0", "count(*)": "1"}]
+    with pytest.raises(InsightsQueryError, match=r"substr\(\) takes 2 to 3 arguments, got 1"):
+        parse_query("fields substr(srcAddr) as x")
+    with pytest.raises(InsightsQueryError, match=r"concat\(\) takes at least 1 argument, got 0"):
+        parse_query("fields concat() as x")

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from lambda_pkg.errors import InvalidAnalyzerConfig, InvalidWindow
-from lambda_pkg.window import Window, last_complete_hour, window_for_event
+from lambda_pkg.window import last_complete_hour, window_for_event
 from tests.analyzer_env import ENV, config
 
 LAG = timedelta(minutes=10)
@@ -49,12 +49,6 @@ def test_event_window_is_taken_as_given() -> None:
 def test_bad_windows_raise(event) -> None:
     with pytest.raises(InvalidWindow):
         window_for_event(event, datetime.now(timezone.utc), LAG)
-
-
-def test_split_halves_are_contiguous() -> None:
-    w = Window(datetime(2026, 1, 1, 10, tzinfo=timezone.utc), datetime(2026, 1, 1, 11, tzinfo=timezone.utc))
-    left, right = w.split()
-    assert left.start == w.start and left.end == right.start and right.end == w.end
 
 
 def test_config_parses_the_contract_variables() -> None:

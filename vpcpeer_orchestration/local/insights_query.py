@@ -791,7 +791,7 @@ class _Parser:
         if len(args) < fewest or most is not None and len(args) > most:
             wanted = (f"{fewest}" if fewest == most else f"at least {fewest}" if most is None
                       else f"{fewest} to {most}")
-            raise InsightsQueryError(f"{tok.text}() takes {wanted} argument{'s' if most != 1 else ''}, got {len(args)}",
+            raise InsightsQueryError(f"{tok.text}() takes {wanted} argument{'' if fewest == 1 and most in (1, None) else 's'}, got {len(args)}",
                                      tok.pos)
         if name in ("ispresent", "isempty") and not isinstance(args[0], Ref):
             raise InsightsQueryError(f"{tok.text}() takes a field name", tok.pos)
