@@ -125,7 +125,7 @@ def render(machine: str, a: dict, b: list[dict], d: dict, c: dict | None, *, smo
             "|---:|---|---|---:|---:|---:|---|---|---:|"]
     out += [f"| {r['records']:,} | {r['kind']} | {r['plan']} | {r['queries']} | {r['scans']:.1f} | {r['rows']:,} | "
             f"{', '.join(r.get('differ') or []) or 'none'} | "
-            f"{_verdict(r['all_flagged']) if 'all_flagged' in r else r['outcome']} | {REFERENCE} / {REFERENCE} |"
+            f"{('yes' if r['all_flagged'] else '**no**') if 'all_flagged' in r else r['outcome']} | {REFERENCE} / {REFERENCE} |"
             for r in b]
     out += ["", "The plan (lambda_pkg/engines/insights_plan.py): a per-port query first, eight ports to a row, "
             "so every count and every port of the report is exact at any volume (8,192 rows at most). An hour "
