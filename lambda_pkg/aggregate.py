@@ -127,7 +127,7 @@ class FlowClass:
     what the rules look at (a few dozen per hour), not once per flow or per group."""
 
     rejected: bool
-    external: bool  # from an IPv4 address outside both VPCs
+    external: bool  # from outside both VPC CIDRs (IPv6 included)
     ipv6: bool
     accepted_to_peer: bool  # left toward the peer: the peer's log should show it too
     port_proto: bool  # TCP or UDP, whose ports mean services
@@ -146,13 +146,15 @@ class FlowClass:
         reply = port_proto and _is_reply(src_place, sport_class, dport_kind)
         inbound = port_proto and not reply and dst_place == IN_SELF and src_place != IN_SELF
         toward_peer = port_proto and not reply and src_place == IN_SELF and dst_place == IN_PEER
-        unsolicited = inbound and src_place == EXTERNAL
+        # The stack gives neither VPC IPv6 addresses: an IPv6 flow is from outside both, and its
+        # direction cannot be told from CIDRs, so any that is not a reply is unsolicited.
+        unsolicited = (inbound and src_place == EXTERNAL) or (port_proto and not reply and src_place == IPV6)
         unexpected = inbound and not dport_kind[1]
         unexpected_to_peer = toward_peer and not dport_kind[2]
         scan = port_proto and rejected
         return cls(
             rejected=rejected,
-            external=src_place == EXTERNAL,
+            external=src_place in (EXTERNAL, IPV6),  # DESIGN: a source in neither VPC CIDR
             ipv6=src_place == IPV6,
             accepted_to_peer=not rejected and dst_place == IN_PEER,
             port_proto=port_proto,

@@ -118,6 +118,10 @@ ENV_SETTLE_LAG_SECONDS = "SETTLE_LAG_SECONDS"
 
 ANALYZER_ENGINES = ("insights", "raw")
 
+# A number in configuration: ASCII digits and one decimal point. float() would also take nan
+# (every comparison false), inf (a rule switched off), 1_000, +5 and other scripts' digits.
+PLAIN_NUMBER_PATTERN = r"[0-9]+(\.[0-9]+)?"
+
 # Entry point of the deployed function, relative to the zip root.
 LAMBDA_HANDLER = "lambda_pkg.handler.lambda_handler"
 LAMBDA_RUNTIME = "python3.12"

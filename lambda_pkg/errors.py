@@ -15,7 +15,11 @@ class InvalidAnalyzerConfig(AnalyzerError, ValueError):
         super().__init__(f"{variable}: {problem}. {fix}")
 
 
-class InvalidWindow(AnalyzerError, ValueError):
+class InvalidEvent(AnalyzerError, ValueError):
+    """The invocation event is malformed: not an object, or a known key with a wrong type."""
+
+
+class InvalidWindow(InvalidEvent):
     """The event's window is malformed (not ISO 8601, not UTC-aware, empty or reversed)."""
 
 

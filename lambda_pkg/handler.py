@@ -22,10 +22,11 @@ from typing import Any
 
 from lambda_pkg.analysis import analyze
 from lambda_pkg.delivery import Deliverer, anomaly_alerts, publish_metrics_once
-from lambda_pkg.errors import InvalidAnalyzerConfig
+from lambda_pkg.constants import ANALYZER_ENGINES
+from lambda_pkg.errors import InvalidAnalyzerConfig, InvalidEvent
 from lambda_pkg.ledger import AlertLedger
 from lambda_pkg.settings import config_from_env
-from lambda_pkg.window import window_for_event
+from lambda_pkg.window import Window, window_for_event
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,34 @@ class Clients:
     @classmethod
     def from_factory(cls, client: Callable[[str], Any]) -> Clients:
         return cls(*(client(service) for service in ("logs", "cloudwatch", "sns", "ec2", "dynamodb")))
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What an event asks for, checked: the keys vpcpeer reads must have the right type (an
+    EventBridge event's other keys are ignored)."""
+
+    window: Window
+    engine: str | None
+    orchestrated: bool
+    trigger: str
+
+    @classmethod
+    def of(cls, event: Any, now: datetime, settle_lag: Any) -> Invocation:
+        if event is None:
+            event = {}
+        if not isinstance(event, dict):  # [] or "" is a mistake, not "the last hour"
+            raise InvalidEvent(f"the event must be a JSON object, got {type(event).__name__}: {str(event)[:80]}")
+        engine = event.get("engine")
+        if engine is not None and engine not in ANALYZER_ENGINES:
+            raise InvalidEvent(f'event "engine" must be one of {", ".join(ANALYZER_ENGINES)}, got {engine!r}')
+        orchestrated = event.get("orchestrated", False)
+        if not isinstance(orchestrated, bool):  # "false" would be truthy and skip every alert
+            raise InvalidEvent(f'event "orchestrated" must be true or false (JSON booleans), got {orchestrated!r}')
+        trigger = event.get("source", "direct invocation")
+        if not isinstance(trigger, str):
+            raise InvalidEvent(f'event "source" must be text, got {trigger!r}')
+        return cls(window_for_event(event, now, settle_lag), engine, orchestrated, trigger)
 
 
 def _clients() -> Clients:
@@ -67,19 +96,19 @@ def handle(event: Any, context: Any, *, environ: Mapping[str, str], clients: Cal
     """The handler with its environment and clients given: the orchestrator runs the same
     code in-process against the embedded AWS (whose Lambda cannot run handlers)."""
     config = config_from_env(environ)
-    event = event or {}
-    window = window_for_event(event, datetime.now(timezone.utc), config.settle_lag)
+    invocation = Invocation.of(event, datetime.now(timezone.utc), config.settle_lag)
+    window = invocation.window
     aws = clients()
-    report = analyze(config, window, aws.logs, aws.ec2, engine=event.get("engine"))
+    report = analyze(config, window, aws.logs, aws.ec2, engine=invocation.engine)
     origin = {
         "source": config.source,
         "request_id": getattr(context, "aws_request_id", None),
-        "trigger": event.get("source", "direct invocation"),
+        "trigger": invocation.trigger,
     }
     report["origin"] = origin
     published: dict[str, Any] = {"metrics": False, "alerts_sent": [], "alerts_already_sent": [],
                                  "redelivered": []}
-    if not event.get("orchestrated"):
+    if not invocation.orchestrated:
         if not config.ledger_table:
             raise InvalidAnalyzerConfig("ALERT_LEDGER_TABLE", "is not set",
                                         "Set it to the stack's alert ledger table (the Pulumi program does).")

@@ -7,6 +7,7 @@ message naming the variable, instead of crashing every import the way the refere
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,6 +15,9 @@ from datetime import timedelta
 from lambda_pkg import constants as c
 from lambda_pkg.errors import InvalidAnalyzerConfig
 from lambda_pkg.records import FlowLogFormat, FormatError
+
+
+_PLAIN_NUMBER = re.compile(c.PLAIN_NUMBER_PATTERN, re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -81,10 +85,9 @@ def _number(env: Mapping[str, str], name: str, default: float, *, low: float | N
     text = (env.get(name) or "").strip()
     if not text:
         return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise InvalidAnalyzerConfig(name, f"{text!r} is not a number", "Use a plain number, e.g. 20 or 0.5.") from None
+    if not _PLAIN_NUMBER.fullmatch(text):
+        raise InvalidAnalyzerConfig(name, f"{text!r} is not a plain number", "Use digits, e.g. 20 or 0.5.")
+    value = float(text)
     if integer and not value.is_integer():
         raise InvalidAnalyzerConfig(name, f"{text!r} is not a whole number", "Use an integer.")
     if low is not None and (value <= low if low_open else value < low):
@@ -101,7 +104,7 @@ def parse_ports(name: str, text: str) -> frozenset[int]:
         part = part.strip()
         if not part:
             continue
-        if not part.isdigit() or not 1 <= int(part) <= 65535:
+        if not (part.isascii() and part.isdigit()) or not 1 <= int(part) <= 65535:
             raise InvalidAnalyzerConfig(name, f"{part!r} is not a port in 1-65535", "Use e.g. 443,8080.")
         ports.add(int(part))
     if not ports:

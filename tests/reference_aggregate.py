@@ -141,11 +141,16 @@ class VpcTraffic:
             self.ipv6 += weight
         dst_place = self.place(dst)
         inbound = dst_place == IN_SELF and src_place != IN_SELF
-        if src_place == EXTERNAL:
+        if src_place in (EXTERNAL, IPV6):  # a source in neither VPC CIDR
             self.external += weight
         if dst_place == IN_PEER and not rejected:
             # Left this VPC toward the peer: the peer's own log should show it too.
             self.accepted_to_peer += weight
+        if src_place == IPV6 and record.protocol in PORT_PROTOCOLS and not self._is_reply(src_place, sport, dport):
+            # No VPC has IPv6 addresses of its own: an IPv6 flow that is not a reply is unsolicited.
+            self.unsolicited_external += weight
+            self.unsolicited_sources[src] += weight
+            self.unsolicited_ports[dport] += weight
         if inbound and record.protocol in PORT_PROTOCOLS and not self._is_reply(src_place, sport, dport):
             if src_place == EXTERNAL:
                 self.unsolicited_external += weight

@@ -31,7 +31,7 @@ from lambda_pkg.engines import aws_calls
 from lambda_pkg.engines import insights_plan as plan
 from lambda_pkg.engines.insights_plan import ROW_LIMIT
 from lambda_pkg.errors import InconsistentResultError, QueryFailedError, QueryTimeoutError
-from lambda_pkg.records import STATUS_OK, FlowRecord
+from lambda_pkg.records import MAX_PORT, MAX_PROTOCOL, STATUS_OK, FlowRecord
 from lambda_pkg.settings import Thresholds
 from lambda_pkg.window import Window
 
@@ -85,7 +85,8 @@ def row_to_record(cells: list[dict[str, str]], cidr_a: Any, cidr_b: Any) -> tupl
             if _boolean(row, flag) != (ip in cidr):
                 raise InconsistentResultError(f"Logs Insights says {flag}={row.get(flag)!r} for {src}, but {src} in {cidr} is {ip in cidr}")
     record = FlowRecord(
-        STATUS_OK, src, dst, plan.integer(row, F["srcport"]), plan.integer(row, F["dstport"]), plan.integer(row, F["protocol"]),
+        STATUS_OK, src, dst, plan.integer(row, F["srcport"], MAX_PORT), plan.integer(row, F["dstport"], MAX_PORT),
+        plan.integer(row, F["protocol"], MAX_PROTOCOL),
         plan.integer(row, "packets"), plan.integer(row, "bytes"), action, ip.version,
     )
     weight = plan.integer(row, "records")

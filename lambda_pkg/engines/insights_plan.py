@@ -29,6 +29,7 @@ not add up to its record count is refused (``InconsistentResultError``).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from decimal import Decimal, InvalidOperation
 
 from lambda_pkg.constants import INSIGHTS_FIELDS as F
 from lambda_pkg.errors import InconsistentResultError, QueryFailedError
-from lambda_pkg.records import STATUS_OK
+from lambda_pkg.records import MAX_PORT, STATUS_OK
 from lambda_pkg.settings import VpcSpec
 from lambda_pkg.window import Window
 
@@ -50,6 +51,8 @@ PORT_TABLES = {"n": "", "r": "rejected", "s": "unsolicited", "u": "unexpected", 
 PORT_SUMS = ("records", "bytes", "packets", "external", "ipv6", "acceptedToPeer")
 
 Row = list[dict[str, str]]
+# A number as GetQueryResults writes one: ASCII, optionally signed, a fraction or an exponent.
+_RESULT_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", re.ASCII)
 
 
 def _ports(ports: Iterable[int]) -> str:
@@ -68,8 +71,8 @@ def _window_filter(window: Window) -> str:
 def class_fields(spec: VpcSpec, peer: VpcSpec) -> str:
     """``fields`` commands that give every record the flags of ``aggregate.FlowClass``.
 
-    Places: an address in this VPC's CIDR (self), the peer's, or outside both (external, if
-    IPv4; anything else counts as IPv6). A reply is traffic to an ephemeral port from a port
+    Places: an address in this VPC's CIDR (self), the peer's, or outside both (external; an
+    IPv6 address is external too, and its flows that are not replies are unsolicited). A reply is traffic to an ephemeral port from a port
     its source side serves; an accepted reply from a low or both-sides port to a port nobody
     serves is one whatever its source.
     """
@@ -88,9 +91,10 @@ def class_fields(spec: VpcSpec, peer: VpcSpec) -> str:
         " or (srcSelf and sSelf) or (srcPeer and sPeer) or (not srcSelf and not srcPeer))))) as reply",
         "| fields (portProto and not reply and dstSelf and not srcSelf) as inbound,"
         " (portProto and not reply and srcSelf and dstPeer) as towardPeer,"
-        " (srcV4 and not srcSelf and not srcPeer) as external, (not srcV4) as ipv6,"
+        " (not srcSelf and not srcPeer) as external, (not srcV4) as ipv6,"
         " (not rejected and dstPeer) as acceptedToPeer, (portProto and rejected) as scan",
-        "| fields (inbound and external) as unsolicited, (inbound and not dSelf) as unexpected,"
+        "| fields ((inbound and external) or (portProto and not reply and not srcV4)) as unsolicited,"
+        " (inbound and not dSelf) as unexpected,"
         " (towardPeer and not dPeer) as unexpectedToPeer",
     ))
 
@@ -163,10 +167,14 @@ def cells(row: Row) -> dict[str, str]:
     return {cell["field"]: cell.get("value", "") for cell in row}
 
 
-def integer(values: dict[str, str], name: str) -> int:
-    """A whole, non-negative number from a result cell; anything else is refused."""
+def integer(values: dict[str, str], name: str, maximum: int | None = None) -> int:
+    """A whole number from 0 to ``maximum`` from a result cell; anything else is refused, as
+    the raw parser refuses it (Infinity, NaN, -1, 2.5, a port of 70000)."""
     try:
-        value = Decimal(values[name])
+        text = values[name]
+        if not _RESULT_NUMBER.fullmatch(text):  # Decimal() would take 4_43, ٤٤٣ and " 443 "
+            raise InvalidOperation
+        value = Decimal(text)
     except KeyError:
         raise QueryFailedError(
             f"result row lacks {name!r}: Logs Insights did not discover the flow-log fields "
@@ -174,8 +182,10 @@ def integer(values: dict[str, str], name: str) -> int:
         ) from None
     except InvalidOperation:
         raise InconsistentResultError(f"result field {name}={values[name]!r} is not a number") from None
-    if value != value.to_integral_value() or value < 0:
+    if not value.is_finite() or value != value.to_integral_value() or value < 0:
         raise InconsistentResultError(f"result field {name}={values[name]!r} is not a whole number >= 0")
+    if maximum is not None and value > maximum:
+        raise InconsistentResultError(f"result field {name}={values[name]!r} is above {maximum}")
     return int(value)
 
 
@@ -207,7 +217,7 @@ def decode_ports(rows: Sequence[Row]) -> PortsDecoded:
     names = dict(zip(PORT_SUMS, ("records", "bytes", "packets", "external", "ipv6", "accepted_to_peer")))
     for row in rows:
         values = cells(row)
-        base = integer(values, "portRow") * PORTS_PER_ROW
+        base = integer(values, "portRow", MAX_PORT // PORTS_PER_ROW) * PORTS_PER_ROW
         for column, attr in names.items():
             setattr(out, attr, getattr(out, attr) + integer(values, column))
         all_flows = 0
@@ -278,7 +288,7 @@ def decode_evidence(rows: Sequence[Row]) -> tuple[dict[str, Counter[str]], dict[
     into_peer: dict[str, Counter[str]] = {}
     for row in rows:
         values = cells(row)
-        port, source = str(integer(values, F["dstport"])), values.get(F["srcaddr"], "")
+        port, source = str(integer(values, F["dstport"], MAX_PORT)), values.get(F["srcaddr"], "")
         table = into_self if integer(values, "unexpected") else into_peer
         table.setdefault(port, Counter())[source] += integer(values, "flows")
     return into_self, into_peer, len(rows) < ROW_LIMIT

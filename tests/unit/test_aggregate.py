@@ -73,10 +73,22 @@ def test_external_is_real_cidr_membership_against_both_vpcs() -> None:
         (v2_line("172.16.16.1", "172.16.1.1", 50000, 443), IN),   # just outside the /20: external
         (v2_line("192.168.200.1", "172.16.1.1", 50000, 443), IN), # VPC-B
         (v2_line("10.0.0.5", "172.16.1.1", 50000, 443), IN),      # the reference's "internal" prefix: external here
-        (v2_line("2001:db8::1", "2001:db8::2", 50000, 443), IN),  # IPv6: reported separately
+        (v2_line("2001:db8::1", "2001:db8::2", 50000, 443), IN),  # IPv6: in neither CIDR, so external
     ], **env)
-    assert report["external_traffic_count"] == 2
+    assert report["external_traffic_count"] == 3
     assert report["ipv6_requests"] == 1
+
+
+def test_unsolicited_ipv6_is_external_traffic_for_the_rule() -> None:
+    """The stack gives neither VPC IPv6 addresses: IPv6 flows come from outside, and those that
+    are not replies feed the external-traffic rule as IPv4 ones from the internet do."""
+    report = vpc_a([(v2_line(f"2001:db8::{i:x}", "2001:db8:ffff::1", 50000, 22), IN) for i in range(1, 61)]
+                   + [(v2_line("2001:db8::1", "2001:db8:ffff::1", 443, 50000), IN)])  # a reply
+    assert report["external_traffic_count"] == 61 and report["ipv6_requests"] == 61
+    assert report["evidence"]["unsolicited_external"]["count"] == 60
+    from lambda_pkg.detect import external_traffic
+    from lambda_pkg.settings import Thresholds
+    assert [a["type"] for a in external_traffic(report, Thresholds())] == ["external_traffic"]
 
 
 def test_weighted_rows_equal_repeated_records() -> None:

@@ -274,3 +274,15 @@ def test_the_cap_is_configured_and_checked() -> None:
     for bad in ("0", "31", "2.5", "many"):
         with pytest.raises(InvalidAnalyzerConfig, match="INSIGHTS_MAX_CONCURRENT_QUERIES"):
             config(INSIGHTS_MAX_CONCURRENT_QUERIES=bad)
+
+
+@pytest.mark.parametrize(("field", "value"), [("dstPort", "-1"), ("dstPort", "70000"), ("srcPort", "65536"),
+                                              ("protocol", "256"), ("bytes", "-5"), ("bytes", "Infinity"),
+                                              ("packets", "NaN"), ("records", "1.5"), ("dstPort", "4_43"),
+                                              ("dstPort", "٤٤٣"), ("bytes", " 5")])
+def test_result_values_out_of_the_raw_parsers_bounds_are_refused(field: str, value: str) -> None:
+    """The same bounds as the raw parser, and a typed error (Infinity once raised OverflowError)."""
+    cells = [c if c["field"] != field else {"field": field, "value": value} for c in row("10.1.1.5", "10.0.10.3", 40000, 443)]
+    cfg = config()
+    with pytest.raises(InconsistentResultError, match=field):
+        row_to_record(cells, cfg.vpc("VPC-A").cidr, cfg.vpc("VPC-B").cidr)

@@ -87,3 +87,57 @@ def test_optional_settings_default() -> None:
     cfg = config_from_env(env)
     assert cfg.engine == "insights" and cfg.vpc("VPC-A").allowed_ports == {443, 8080}
     assert cfg.thresholds.traffic_baseline == 417
+
+
+@pytest.mark.parametrize(
+    ("event", "fragment"),
+    [
+        ([], "must be a JSON object, got list"),
+        ("", "must be a JSON object, got str"),
+        (0, "must be a JSON object, got int"),
+        ({"orchestrated": "false"}, '"orchestrated" must be true or false'),
+        ({"orchestrated": 1}, '"orchestrated" must be true or false'),
+        ({"engine": "athena"}, '"engine" must be one of insights, raw'),
+        ({"source": ["aws.events"]}, '"source" must be text'),
+    ],
+)
+def test_events_with_wrong_types_are_refused_before_any_aws_call(event, fragment: str) -> None:
+    """A wrong type never falls back to a default: "false" as a string would have skipped
+    every alert, [] would have analysed (and alerted on) the last hour."""
+    from lambda_pkg.errors import InvalidEvent
+    from lambda_pkg.handler import handle
+
+    def no_clients():
+        raise AssertionError("no AWS client may be created for a malformed event")
+
+    with pytest.raises(InvalidEvent, match=fragment.replace("(", r"\(")):
+        handle(event, None, environ=ENV, clients=no_clients)
+
+
+def test_eventbridge_events_keep_working() -> None:
+    from lambda_pkg.handler import Invocation
+
+    scheduled = {"version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
+                 "account": "123456789012", "time": "2026-03-01T10:15:00Z", "region": "us-east-1",
+                 "resources": ["arn:aws:events:us-east-1:123456789012:rule/x"], "detail": {}}
+    invocation = Invocation.of(scheduled, datetime(2026, 3, 1, 10, 15, tzinfo=timezone.utc), LAG)
+    assert invocation.trigger == "aws.events" and not invocation.orchestrated and invocation.engine is None
+    assert invocation.window.to_json()["start"] == "2026-03-01T09:00:00Z"
+    assert Invocation.of(None, datetime(2026, 3, 1, 10, 15, tzinfo=timezone.utc), LAG).window == invocation.window
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf", "4_17", "+417", "٤١٧", "1e3", " ", "NaN"])
+def test_thresholds_are_plain_finite_numbers(bad: str) -> None:
+    if not bad.strip():
+        assert config(TRAFFIC_BASELINE=bad).thresholds.traffic_baseline == 417  # unset: the default
+        return
+    for variable in ("TRAFFIC_BASELINE", "ANOMALY_THRESHOLD", "PORT_SCAN_MIN_REJECT_RATIO"):
+        with pytest.raises(InvalidAnalyzerConfig, match=f"{variable}: .* is not a plain number"):
+            config(**{variable: bad})
+
+
+def test_allowed_ports_are_ascii_digits() -> None:
+    with pytest.raises(InvalidAnalyzerConfig, match="VPC_A_ALLOWED_PORTS"):
+        config(VPC_A_ALLOWED_PORTS="٤٤٣")
+    with pytest.raises(InvalidAnalyzerConfig, match="VPC_A_ALLOWED_PORTS"):
+        config(VPC_A_ALLOWED_PORTS="443,²")
