@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from lambda_pkg.constants import (
     ENV_VPC_B_ALLOWED_PORTS,
     ENV_VPC_B_CIDR,
     ENV_VPC_B_LOG_GROUP,
+    PLAIN_NUMBER_PATTERN,
     VPC_A,
     VPC_B,
 )
@@ -55,8 +57,24 @@ AVAILABILITY_ZONE_COUNT = 2
 
 FLOW_LOG_AGGREGATION_SECONDS = (60, 600)
 
-_SCHEDULE_RE = re.compile(r"^(rate\(\s*\d+\s+(minute|minutes|hour|hours|day|days)\s*\)|cron\(.+\))$")
+# EventBridge rate expressions: a positive whole number, the unit singular for 1 and plural above.
+_RATE_RE = re.compile(r"rate\(([0-9]+) (minute|hour|day)(s?)\)", re.ASCII)
+# cron(minutes hours day-of-month month day-of-week year): six fields.
+_CRON_RE = re.compile(r"cron\((\S+ ){5}\S+\)", re.ASCII)
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# AWS region names: partition prefix, optional gov/iso marker, direction, digit.
+_REGION_RE = re.compile(
+    r"(us|eu|ap|sa|ca|me|af|il|mx|cn)(-gov|-iso|-isob|-isoe|-isof)?"
+    r"-(north|south|east|west|central|northeast|southeast|northwest|southwest)-[1-9]", re.ASCII)
+# Tags (the AWS tagging rules): at most 50 per resource, keys up to 128 characters and values
+# up to 256, letters, digits, spaces and + - = . _ : / @, and no key under the reserved "aws:".
+MAX_TAGS = 50
+MAX_TAG_KEY = 128
+MAX_TAG_VALUE = 256
+_TAG_TEXT_RE = re.compile(r"[\w\s+\-=.:/@]*")
+# Reserved concurrency must leave 100 of the account's default 1,000 unreserved.
+MAX_RESERVED_CONCURRENCY = 900
+_PLAIN_NUMBER_RE = re.compile(PLAIN_NUMBER_PATTERN, re.ASCII)
 
 
 class InvalidStackConfig(ValueError):
@@ -88,7 +106,8 @@ class StackConfig:
     vpc_b_cidr: str = "10.1.0.0/16"
     vpc_a_allowed_ports: tuple[int, ...] = DEFAULT_ALLOWED_PORTS[VPC_A]
     vpc_b_allowed_ports: tuple[int, ...] = DEFAULT_ALLOWED_PORTS[VPC_B]
-    retention_days: int = 30
+    # A year of flow logs and function logs: what an audit of network access asks for (CKV_AWS_338).
+    retention_days: int = 365
     traffic_volume_threshold: int = 500
     rejected_connections_threshold: int = 50
     anomaly_threshold_percent: float = DEFAULT_ANOMALY_THRESHOLD_PERCENT
@@ -186,7 +205,7 @@ def _int(key: str, value: Any, *, minimum: int | None = None) -> int:
         parsed = value
     elif isinstance(value, float) and value.is_integer():
         parsed = int(value)
-    elif isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+    elif isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value, re.ASCII):
         parsed = int(value)
     if parsed is None:
         raise InvalidStackConfig(key, f"expected a whole number, got {value!r}", "Set an integer value.")
@@ -196,12 +215,48 @@ def _int(key: str, value: Any, *, minimum: int | None = None) -> int:
 
 
 def _number(key: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise InvalidStackConfig(key, f"expected a number, got {value!r}", "Set a numeric value.")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise InvalidStackConfig(key, f"expected a number, got {value!r}", "Set a numeric value.") from None
+    """A finite number: nan would make every comparison false (every hour a spike, or no
+    rule ever firing) and inf would switch a rule off; text must be plain ASCII digits."""
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str) and _PLAIN_NUMBER_RE.fullmatch(value.strip()):
+        number = float(value.strip())
+    if number is None or not math.isfinite(number):
+        raise InvalidStackConfig(key, f"expected a finite number, got {value!r}", "Set a plain number, e.g. 20 or 0.5.")
+    return number
+
+
+def _check_tags(tags: Mapping[str, str], common: Mapping[str, str]) -> None:
+    """The tagging rules AWS enforces only at deploy time, checked before anything is built."""
+    for key, value in tags.items():
+        if not key or len(key) > MAX_TAG_KEY or not _TAG_TEXT_RE.fullmatch(key):
+            raise InvalidStackConfig("tags", f"key {key[:40]!r} is not a valid tag key",
+                                     f"Use 1-{MAX_TAG_KEY} letters, digits, spaces or + - = . _ : / @.")
+        if key.lower().startswith("aws:"):
+            raise InvalidStackConfig("tags", f"key {key!r} uses the reserved aws: prefix", "Pick a key without it.")
+        if len(value) > MAX_TAG_VALUE or not _TAG_TEXT_RE.fullmatch(value):
+            raise InvalidStackConfig("tags", f"the value of {key!r} is not a valid tag value",
+                                     f"Use at most {MAX_TAG_VALUE} letters, digits, spaces or + - = . _ : / @.")
+    total = len({**common, **tags})
+    if total > MAX_TAGS:
+        raise InvalidStackConfig("tags", f"{total} tags with the {len(common)} every resource carries",
+                                 f"AWS allows {MAX_TAGS} per resource; drop {total - MAX_TAGS}.")
+
+
+def _schedule(value: str) -> str | None:
+    """What is wrong with an EventBridge schedule expression, or None."""
+    rate = _RATE_RE.fullmatch(value)
+    if rate:
+        count, unit, plural = int(rate.group(1)), rate.group(2), rate.group(3)
+        if count < 1:
+            return "runs every 0 units"
+        if (count == 1) == bool(plural):
+            return f"EventBridge wants rate({count} {unit}{'' if count == 1 else 's'})"
+        return None
+    if _CRON_RE.fullmatch(value):
+        return None
+    return "is not a rate(...) or cron(...) expression"
 
 
 def _bool(key: str, value: Any) -> bool:
@@ -233,7 +288,7 @@ def _ports(key: str, value: Any) -> tuple[int, ...]:
             port = item
         elif isinstance(item, float) and item.is_integer():
             port = int(item)
-        elif isinstance(item, str) and item.strip().isdigit():
+        elif isinstance(item, str) and item.strip().isascii() and item.strip().isdigit():
             port = int(item.strip())
         if port is None or not 1 <= port <= 65535:
             raise InvalidStackConfig(key, f"port {item!r} is not an integer in 1-65535", "Use whole port numbers between 1 and 65535.")
@@ -283,6 +338,8 @@ def validate_config(raw: Mapping[str, Any], *, stack: str, region: str | None) -
 
     if not region:
         raise InvalidStackConfig("aws:region", "is not set", "Set aws:region, e.g. us-east-1.")
+    if not _REGION_RE.fullmatch(region):
+        raise InvalidStackConfig("aws:region", f"{region!r} is not an AWS region name", "Use e.g. us-east-1 or eu-west-1.")
 
     defaults = StackConfig(stack=stack, region=region, alert_email="-")
     values: dict[str, Any] = {}
@@ -294,8 +351,8 @@ def validate_config(raw: Mapping[str, Any], *, stack: str, region: str | None) -
             f"Set it as a secret: pulumi config set --secret {PROJECT}:alert_email you@example.com",
         )
     email = _text("alert_email", email)
-    if not _EMAIL_RE.match(email):
-        raise InvalidStackConfig("alert_email", f"{email!r} is not an email address", "Use an address like ops@example.com.")
+    if not _EMAIL_RE.match(email):  # the value is a secret: never echoed
+        raise InvalidStackConfig("alert_email", "is not an email address", "Use an address like ops@example.com.")
     values["alert_email"] = email
 
     a_net = _vpc_cidr("vpc_a_cidr", raw.get("vpc_a_cidr", defaults.vpc_a_cidr))
@@ -338,8 +395,10 @@ def validate_config(raw: Mapping[str, Any], *, stack: str, region: str | None) -
 
     if "lambda_schedule" in raw:
         schedule = _text("lambda_schedule", raw["lambda_schedule"])
-        if not _SCHEDULE_RE.match(schedule):
-            raise InvalidStackConfig("lambda_schedule", f"{schedule!r} is not a schedule expression", "Use rate(1 hour) or cron(...).")
+        problem = _schedule(schedule)
+        if problem:
+            raise InvalidStackConfig("lambda_schedule", f"{schedule!r}: {problem}",
+                                     "Use rate(1 hour), rate(2 hours) or cron(15 * * * ? *).")
         values["lambda_schedule"] = schedule
 
     if "analyzer_engine" in raw:
@@ -359,7 +418,12 @@ def validate_config(raw: Mapping[str, Any], *, stack: str, region: str | None) -
         values["flow_log_aggregation_seconds"] = seconds
 
     if "lambda_reserved_concurrency" in raw:
-        values["lambda_reserved_concurrency"] = _int("lambda_reserved_concurrency", raw["lambda_reserved_concurrency"], minimum=1)
+        concurrency = _int("lambda_reserved_concurrency", raw["lambda_reserved_concurrency"], minimum=1)
+        if concurrency > MAX_RESERVED_CONCURRENCY:
+            raise InvalidStackConfig(
+                "lambda_reserved_concurrency", f"{concurrency} would leave the account less than 100 unreserved",
+                f"Use at most {MAX_RESERVED_CONCURRENCY} (of the default 1,000); one analysis an hour needs 1-2.")
+        values["lambda_reserved_concurrency"] = concurrency
     if "lambda_timeout_seconds" in raw:
         timeout = _int("lambda_timeout_seconds", raw["lambda_timeout_seconds"], minimum=30)
         if timeout > 900:
@@ -388,6 +452,7 @@ def validate_config(raw: Mapping[str, Any], *, stack: str, region: str | None) -
                 tags = None
         if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
             raise InvalidStackConfig("tags", f"expected a map of text to text, got {raw['tags']!r}", 'Use e.g. {"CostCenter": "net"}.')
+        _check_tags(tags, defaults.common_tags)
         values["tags"] = dict(tags)
 
     return StackConfig(stack=stack, region=region, **values)

@@ -26,7 +26,7 @@ def test_defaults_are_the_reference_design() -> None:
     assert (cfg.vpc_a_cidr, cfg.vpc_b_cidr) == ("10.0.0.0/16", "10.1.0.0/16")
     assert cfg.vpc_a_allowed_ports == (443, 8080)
     assert cfg.vpc_b_allowed_ports == (443, 3306)
-    assert cfg.retention_days == 30
+    assert cfg.retention_days == 365  # a year for audits; the reference kept 30 days
     assert cfg.traffic_baseline == 417
     assert cfg.anomaly_threshold_percent == 20
     assert cfg.analyzer_schedule_enabled is False
@@ -90,7 +90,28 @@ def test_fractional_and_boundary_thresholds_are_valid(value: Any) -> None:
         ({"alert_email": ""}, "alert_email", "missing"),
         ({"alert_email": "not-an-address"}, "alert_email", "not an email"),
         ({"traffic_volume_threshold": 0}, "traffic_volume_threshold", "at least 1"),
-        ({"lambda_schedule": "every hour"}, "lambda_schedule", "schedule expression"),
+        ({"lambda_schedule": "every hour"}, "lambda_schedule", "rate(...) or cron(...)"),
+        ({"lambda_schedule": "rate(0 hours)"}, "lambda_schedule", "every 0"),
+        ({"lambda_schedule": "rate(2 hour)"}, "lambda_schedule", "rate(2 hours)"),
+        ({"lambda_schedule": "rate(1 hours)"}, "lambda_schedule", "rate(1 hour)"),
+        ({"lambda_schedule": "cron(15 * * *)"}, "lambda_schedule", "rate(...) or cron(...)"),
+        ({"lambda_reserved_concurrency": 100000}, "lambda_reserved_concurrency", "unreserved"),
+        ({"tags": {"aws:owner": "me"}}, "tags", "reserved aws: prefix"),
+        ({"tags": {"AWS:Owner": "me"}}, "tags", "reserved aws: prefix"),
+        ({"tags": {"Note": "x" * 300}}, "tags", "not a valid tag value"),
+        ({"tags": {"k" * 129: "v"}}, "tags", "not a valid tag key"),
+        ({"tags": {"Bad<key>": "v"}}, "tags", "not a valid tag key"),
+        ({"tags": {f"T{i}": "v" for i in range(46)}}, "tags", "AWS allows 50"),
+        ({"traffic_baseline": "nan"}, "traffic_baseline", "finite number"),
+        ({"traffic_baseline": float("nan")}, "traffic_baseline", "finite number"),
+        ({"traffic_baseline": "inf"}, "traffic_baseline", "finite number"),
+        ({"traffic_baseline": float("inf")}, "traffic_baseline", "finite number"),
+        ({"anomaly_threshold_percent": "nan"}, "anomaly_threshold_percent", "finite number"),
+        ({"traffic_baseline": "4_17"}, "traffic_baseline", "finite number"),
+        ({"traffic_baseline": "+417"}, "traffic_baseline", "finite number"),
+        ({"traffic_baseline": "٤١٧"}, "traffic_baseline", "finite number"),
+        ({"retention_days": "٣٠"}, "retention_days", "whole number"),
+        ({"vpc_a_allowed_ports": "٤٤٣"}, "vpc_a_allowed_ports", "1-65535"),
         ({"analyzer_engine": "athena"}, "analyzer_engine", "not an engine"),
         ({"create_dashboard": "yes"}, "create_dashboard", "true or false"),
         ({"flow_log_aggregation_seconds": 300}, "flow_log_aggregation_seconds", "60 or 600"),
@@ -117,6 +138,36 @@ def test_missing_alert_email_says_how_to_set_the_secret() -> None:
 def test_missing_region_is_an_error() -> None:
     with pytest.raises(InvalidStackConfig, match="aws:region"):
         validate_config(BASE, stack="dev", region=None)
+
+
+@pytest.mark.parametrize("region", ["mars-1", "us-east", "US-EAST-1", "us-east-1 ", "useast1", "eu-west-0"])
+def test_regions_that_do_not_exist_are_refused(region: str) -> None:
+    with pytest.raises(InvalidStackConfig, match="aws:region.*not an AWS region name"):
+        validate_config(BASE, stack="dev", region=region)
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-central-2", "ap-southeast-4", "us-gov-west-1", "cn-north-1",
+                                    "il-central-1", "ca-west-1", "sa-east-1"])
+def test_real_regions_are_accepted(region: str) -> None:
+    assert validate_config(BASE, stack="dev", region=region).region == region
+
+
+@pytest.mark.parametrize("schedule", ["rate(1 hour)", "rate(2 hours)", "rate(30 minutes)", "rate(1 day)",
+                                      "cron(15 * * * ? *)"])
+def test_good_schedules_are_accepted(schedule: str) -> None:
+    assert validate(lambda_schedule=schedule).lambda_schedule == schedule
+
+
+def test_a_malformed_alert_email_is_not_echoed() -> None:
+    """The address is a secret: an error about it must not print it."""
+    with pytest.raises(InvalidStackConfig) as caught:
+        validate(alert_email="secret-person@@corp")
+    assert "secret-person" not in str(caught.value)
+
+
+def test_valid_tags_and_the_concurrency_cap_pass() -> None:
+    cfg = validate(tags={"CostCenter": "net-01", "Team": "Réseau / Ops"}, lambda_reserved_concurrency=900)
+    assert cfg.tags["Team"] == "Réseau / Ops" and cfg.lambda_reserved_concurrency == 900
 
 
 @pytest.mark.parametrize(
