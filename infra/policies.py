@@ -15,13 +15,15 @@ Policy = dict[str, Any]
 
 VERSION = "2012-10-17"
 
-# Actions that accept no resource ARN, so ``Resource "*"`` is the only way to grant them.
-# Any ``*`` statement in this project's identity policies must stay within this set.
+# Actions that accept no resource ARN (Service Authorization Reference), so ``Resource "*"``
+# is the only way to grant them. Any ``*`` statement in this project's identity policies must
+# stay within this set. logs:GetQueryResults is not here: it takes the log group, and the
+# analyzer's grant names its two. logs:DescribeLogGroups lists groups (the flow-log service's
+# delivery role uses it, as AWS documents that role); the analyzer never calls it.
 NO_RESOURCE_ACTIONS = frozenset(
     {
         "ec2:DescribeFlowLogs",
         "logs:DescribeLogGroups",
-        "logs:GetQueryResults",
         "logs:StopQuery",
         "cloudwatch:PutMetricData",
         "xray:PutTraceSegments",
@@ -117,13 +119,13 @@ def analyzer_policy(
         {
             "Sid": "QueryFlowLogs",
             "Effect": "Allow",
-            "Action": ["logs:StartQuery", "logs:FilterLogEvents"],
+            "Action": ["logs:StartQuery", "logs:GetQueryResults", "logs:FilterLogEvents"],
             "Resource": [f"{arn}:*" for arn in flow_log_group_arns] + list(flow_log_group_arns),
         },
         {
-            "Sid": "QueryLifecycle",
+            "Sid": "StopQueries",  # takes a query id only: no resource to name
             "Effect": "Allow",
-            "Action": ["logs:GetQueryResults", "logs:StopQuery", "logs:DescribeLogGroups"],
+            "Action": ["logs:StopQuery"],
             "Resource": "*",
         },
         {

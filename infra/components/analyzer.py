@@ -110,6 +110,9 @@ class AnalyzerFunction(pulumi.ComponentResource):
             dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(target_arn=self.dead_letter_queue.arn),
             tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=args.environment),
+            # The environment names the topic and the ledger: encrypted at rest with the stack's
+            # alerts key, which the execution role may already decrypt with (CKV_AWS_173).
+            kms_key_arn=args.alerts_key_arn,
             tags={**args.tags, "Name": self.function_name},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, policy]),
         )

@@ -32,6 +32,8 @@ def _configuration(i: dict[str, Any]) -> dict[str, Any]:
         args["DeadLetterConfig"] = {"TargetArn": i["deadLetterConfig"]["targetArn"]}
     if i.get("tracingConfig"):
         args["TracingConfig"] = {"Mode": i["tracingConfig"]["mode"]}
+    if i.get("kmsKeyArn"):
+        args["KMSKeyArn"] = i["kmsKeyArn"]
     return args
 
 
@@ -42,7 +44,7 @@ class Function(ResourceType):
     token = "aws:lambda/function:Function"
     updatable_keys = frozenset({
         "code", "sourceCodeHash", "description", "runtime", "handler", "role", "timeout", "memorySize",
-        "environment", "deadLetterConfig", "tracingConfig", "reservedConcurrentExecutions", "tags",
+        "environment", "deadLetterConfig", "tracingConfig", "reservedConcurrentExecutions", "tags", "kmsKeyArn",
     })
 
     def create(self, ctx: Context, name: str, i: dict[str, Any]) -> Created:

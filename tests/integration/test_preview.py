@@ -152,7 +152,7 @@ def test_flow_logs_capture_all_traffic_into_encrypted_groups(default: Plan) -> N
         assert inputs["trafficType"] == "ALL"
         assert inputs["logDestinationType"] == "cloud-watch-logs"
     for group in default.of("LogGroup"):
-        assert group.inputs["retentionInDays"] == 30
+        assert group.inputs["retentionInDays"] == 365
         assert group.inputs["kmsKeyId"].startswith("arn:aws:kms:us-east-1:123456789012:key/")
 
 
@@ -184,7 +184,10 @@ def test_analyzer_rights_are_scoped(default: Plan) -> None:
     ]
     assert by_sid["PublishAnalyzerMetrics"]["Condition"]["StringEquals"]["cloudwatch:namespace"] == c.METRIC_NAMESPACE
     assert by_sid["PublishAlerts"]["Resource"] == [default.result.outputs["sns_topic_arn"]]
-    assert "logs:StopQuery" in by_sid["QueryLifecycle"]["Action"]
+    assert by_sid["StopQueries"]["Action"] == ["logs:StopQuery"]
+    # GetQueryResults takes the log group: granted on the two flow-log groups, never on "*".
+    assert "logs:GetQueryResults" in by_sid["QueryFlowLogs"]["Action"] and "*" not in by_sid["QueryFlowLogs"]["Resource"]
+    assert not any("logs:DescribeLogGroups" in s["Action"] for s in doc["Statement"])  # the code never calls it
     trust = Plan.policy(default.one("Role", "analyzer-role"), "assumeRolePolicy")
     assert trust["Statement"][0]["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012"
 
@@ -200,6 +203,8 @@ def test_kms_keys_are_customer_managed_rotated_and_serve_cloudwatch(default: Pla
     assert "cloudwatch.amazonaws.com" in alerts_principals
     [topic] = default.of("Topic")
     assert topic.inputs["kmsMasterKeyId"].startswith("arn:aws:kms:")
+    [function] = default.of("Function")
+    assert function.inputs["kmsKeyArn"] == topic.inputs["kmsMasterKeyId"]  # the environment is encrypted too
 
 
 def test_topic_policy_binds_cloudwatch_to_this_account(default: Plan) -> None:

@@ -80,8 +80,14 @@ def test_analyzer_logs_only_into_its_own_group() -> None:
 
 
 def test_flow_log_queries_are_limited_to_the_two_flow_log_groups() -> None:
-    [statement] = [s for s in analyzer()["Statement"] if "logs:StartQuery" in _actions(s)]
-    assert {r.removesuffix(":*") for r in _resources(statement)} == set(FLOW_GROUPS)
+    for action in ("logs:StartQuery", "logs:GetQueryResults", "logs:FilterLogEvents"):
+        [statement] = [s for s in analyzer()["Statement"] if action in _actions(s)]
+        assert {r.removesuffix(":*") for r in _resources(statement)} == set(FLOW_GROUPS), action
+
+
+def test_the_analyzer_is_granted_no_action_it_never_calls() -> None:
+    granted = {a for s in analyzer()["Statement"] for a in _actions(s)}
+    assert "logs:DescribeLogGroups" not in granted
 
 
 @pytest.mark.parametrize("name", sorted(RESOURCE_POLICIES))
