@@ -251,6 +251,7 @@ class EmulatedRunner:
         try:
             outputs, secret = evaluate_with_mocks(self.settings, EmulatorMocks(engine))
             engine.prune()
+            engine.repair()
         finally:
             # Saved on failure too: what was created is recorded, so a retry never creates twice.
             state = engine.state()

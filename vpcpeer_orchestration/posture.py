@@ -10,19 +10,28 @@ from lambda_pkg.constants import VPC_A, VPC_B, VPC_SLUGS
 Finding = tuple[bool, dict[str, Any]]
 
 
-def declared_rules(cfg: StackConfig) -> dict[str, set[tuple[str, int, str]]]:
-    """(direction, port, cidr) per VPC label, as the security-group component declares them."""
+# A rule as posture compares it: direction, protocol, port range and CIDR. A rule widened to
+# 443-65535 or switched from tcp to udp is drift, not "the declared 443".
+Rule = tuple[str, str, int, int, str]
+# Protocol names AWS may report by number.
+_PROTOCOL_NAMES = {"6": "tcp", "17": "udp", "1": "icmp", "-1": "all"}
+
+
+def declared_rules(cfg: StackConfig) -> dict[str, set[Rule]]:
+    """Every rule per VPC label, as the security-group component declares them."""
     result = {}
     for label, peer in ((VPC_A, VPC_B), (VPC_B, VPC_A)):
         peer_cidr = cfg.cidr(peer)
-        result[label] = {("in", p, peer_cidr) for p in cfg.allowed_ports(label)} | {
-            ("out", p, peer_cidr) for p in cfg.allowed_ports(peer)}
+        result[label] = {("in", "tcp", p, p, peer_cidr) for p in cfg.allowed_ports(label)} | {
+            ("out", "tcp", p, p, peer_cidr) for p in cfg.allowed_ports(peer)}
     return result
 
 
-def actual_rules(ec2: Any, group_id: str) -> set[tuple[str, int, str]]:
+def actual_rules(ec2: Any, group_id: str) -> set[Rule]:
     rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group_id]}])["SecurityGroupRules"]
-    return {("out" if r["IsEgress"] else "in", int(r.get("FromPort", -1)), r.get("CidrIpv4") or r.get("CidrIpv6") or "?")
+    return {("out" if r["IsEgress"] else "in", _PROTOCOL_NAMES.get(str(r.get("IpProtocol")), str(r.get("IpProtocol"))),
+             int(r.get("FromPort", -1)), int(r.get("ToPort", -1)),
+             r.get("CidrIpv4") or r.get("CidrIpv6") or r.get("ReferencedGroupInfo", {}).get("GroupId") or "?")
             for r in rules}
 
 

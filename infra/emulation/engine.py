@@ -315,6 +315,27 @@ class Engine:
             self._changes.extend(removed)
         return removed
 
+    def repair(self) -> list[Change]:
+        """Undo drift the inputs check cannot see (``ResourceType.repair``), for every resource
+        this rollout declared: the rollout the drift sensor asks for then really repairs."""
+        with self._lock:
+            current = sorted(self._current.items())
+        declared: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+        for key, record in current:
+            declared.setdefault(key.split("::", 1)[0], []).append((record.id, record.inputs))
+        repaired = []
+        for key, record in current:
+            token, name = key.split("::", 1)
+            rtype = self.registry[token]
+            undone = self._guard("repairing", token, name, lambda: rtype.repair(self.ctx, record.id, declared))
+            if undone:
+                repaired.append(Change(token, name, "repair"))
+                if self.progress:
+                    self.progress(f"  repair  {token.rsplit(':', 1)[1]:28s} {name} ({undone} undeclared change(s) undone)")
+        with self._lock:
+            self._changes.extend(repaired)
+        return repaired
+
     def _delete(self, rtype: ResourceType, key: str, record: Record) -> None:
         name = key.split("::", 1)[1]
         self._guard("deleting", rtype.token, name, lambda: rtype.delete(self.ctx, record.id, record.inputs))

@@ -9,6 +9,7 @@ the engine and the preview read everything else from here.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from infra.emulation.engine import Context
 
 Created = tuple[str, dict[str, Any]]
+# Each token's resources in this rollout: (resource ID, recorded inputs).
+Declared = Mapping[str, list[tuple[str, Mapping[str, Any]]]]
 
 
 def stable_hex(*parts: str, length: int = 17) -> str:
@@ -85,6 +88,12 @@ class ResourceType:
     def delete(self, ctx: Context, resource_id: str, inputs: dict[str, Any]) -> None:
         """Delete the resource (``inputs`` are the recorded ones); a resource already gone is fine."""
         raise NotImplementedError(f"{self.token} cannot be deleted in the emulator")
+
+    def repair(self, ctx: Context, resource_id: str, declared: Declared) -> int:
+        """Undo what was changed outside the program (drift the ``exists``/inputs check cannot
+        see, such as rules added to a group by hand); ``declared`` maps each token to the
+        records of this rollout. Returns how many changes were undone."""
+        return 0
 
     @property
     def can_update(self) -> bool:

@@ -148,3 +148,37 @@ def test_a_rule_deleted_by_hand_is_created_again(rolled_out, rollout, client) ->
     repaired = rollout()
     assert repaired.changes == {"create": 1, "same": len(first.resources) - 1}
     assert _rules(client, group) == DEFAULT_A_RULES
+
+
+def test_rules_added_by_hand_are_seen_as_drift_and_removed_by_the_rollout(rolled_out, rollout, client) -> None:
+    """Posture keys a rule on its protocol and whole port range, so a widened or re-protocolled
+    443 is drift; the rollout the drift sensor then requests removes every undeclared rule, in
+    the peering groups and in the default groups alike, and posture passes again."""
+    from infra.stack_files import load_stack_settings
+    from vpcpeer_orchestration import posture
+
+    first = rolled_out[0]
+    outputs = first.outputs
+    ec2 = client("ec2")
+    group = outputs["vpc_a_security_group_id"]
+    added = [("tcp", 443, 65535, VPC_B), ("udp", 443, 443, VPC_B), ("tcp", 443, 443, "0.0.0.0/0")]
+    for protocol, low, high, cidr in added:
+        ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
+            {"IpProtocol": protocol, "FromPort": low, "ToPort": high, "IpRanges": [{"CidrIp": cidr}]}])
+    [default_group] = ec2.describe_security_groups(Filters=[
+        {"Name": "vpc-id", "Values": [outputs["vpc_b_id"]]}, {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"]
+    ec2.authorize_security_group_ingress(GroupId=default_group["GroupId"], IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    cfg = load_stack_settings("dev").validated()
+    passed, detail = posture.rules_match(ec2, outputs, cfg)
+    assert not passed
+    assert sorted(tuple(r) for r in detail["drift"]["VPC-A"]["unexpected"]) == sorted(
+        ("in", p, low, high, cidr) for p, low, high, cidr in added)
+    assert not posture.default_groups_empty(ec2, outputs)[0]
+
+    repaired = rollout()
+    assert repaired.changes == {"repair": 2, "same": len(first.resources)}
+    assert posture.rules_match(ec2, outputs, cfg) == (True, {"drift": {}})
+    assert posture.default_groups_empty(ec2, outputs)[0]
+    assert _rules(client, group) == DEFAULT_A_RULES
+    assert rollout().changes == {"same": len(first.resources)}  # nothing left to repair
