@@ -13,8 +13,62 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-EXIT_CONFIG = 2
-EXIT_FAILED = 1
+EXIT_CONFIG = 2  # bad input: the message says what to change
+EXIT_FAILED = 1  # the work failed: the message says what went wrong
+EXIT_INTERRUPTED = 130
+
+
+# -- argument types: argparse turns their ArgumentTypeError into "vpcpeer ...: error: ..." (exit 2)
+
+
+def _whole(low: int, high: int | None = None) -> Any:
+    def parse(text: str) -> int:
+        if not (text.isascii() and text.strip().isdigit()):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+        value = int(text)
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(
+                f"{value} is out of range: use {low}-{high}" if high is not None else f"{value} is below {low}")
+        return value
+    parse.__name__ = "whole number"
+    return parse
+
+
+def _positive(high: float) -> Any:
+    def parse(text: str) -> float:
+        import math
+        import re
+
+        if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", text.strip(), re.ASCII):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a plain number")
+        value = float(text)
+        if not (0 < value <= high) or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{value:g} is out of range: use a number above 0 and at most {high:g}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+def _past_hour(text: str) -> str:
+    """A UTC hour the emulator can still write: complete, and within CloudWatch's 14 days."""
+    from datetime import datetime, timezone
+
+    from vpcpeer_orchestration.local.flowlogs import CLOUDWATCH_MAX_EVENT_AGE, HOUR, RETENTION_LIMIT, floor_hour
+
+    try:
+        at = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time, e.g. 2026-01-01T10:00:00Z") from None
+    if at.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset: add Z, e.g. {text}Z")
+    now = datetime.now(timezone.utc)
+    hour = floor_hour(at)
+    if hour + HOUR > now:
+        raise argparse.ArgumentTypeError(f"{text} is not a complete past hour (now is {now:%Y-%m-%dT%H:%M}Z)")
+    if hour < now - RETENTION_LIMIT:
+        raise argparse.ArgumentTypeError(f"{text} is too old: CloudWatch Logs refuses events older than "
+                                         f"{CLOUDWATCH_MAX_EVENT_AGE.days} days")
+    return text
 
 
 def _overrides(pairs: Sequence[str] | None) -> dict[str, str]:
@@ -176,7 +230,7 @@ def cmd_local_simulate(args: argparse.Namespace) -> int:
     _progress(f"writing flow logs for the last {args.hours} complete hour(s) ...")
     written = emulator.backfill(args.hours)
     last = floor_hour(datetime.now(timezone.utc)) - timedelta(hours=1)
-    at = floor_hour(datetime.fromisoformat(args.at)) if args.at else last
+    at = floor_hour(datetime.fromisoformat(args.at.strip().replace("Z", "+00:00"))) if args.at else last
     injected = {}
     for i, name in enumerate(args.scenario or []):
         hour = at - timedelta(hours=i)
@@ -251,8 +305,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_runs_wait(args: argparse.Namespace) -> int:
     """Wait for launched runs to finish; non-zero if any did not succeed."""
+    import os
+
     from dagster import DagsterInstance, DagsterRunStatus
 
+    if not os.environ.get("DAGSTER_HOME"):
+        print("vpcpeer: DAGSTER_HOME is not set: runs live in a Dagster instance; export DAGSTER_HOME=<the "
+              "directory `dagster job launch` used> and run this again", file=sys.stderr)
+        return EXIT_CONFIG
     instance = DagsterInstance.get()
     deadline = time.monotonic() + args.timeout
     done = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
@@ -279,7 +339,7 @@ def cmd_runs_wait(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
-    from vpcpeer_orchestration.local.flowlogs import MAX_BACKFILL_HOURS
+    from vpcpeer_orchestration.local.flowlogs import MAX_BACKFILL_HOURS, MAX_SCALE
     from vpcpeer_orchestration.local.scenarios import SCENARIOS
 
     parser = argparse.ArgumentParser(prog="vpcpeer", description="Monitored AWS VPC peering, orchestrated with Dagster.")
@@ -310,14 +370,16 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.set_defaults(func=cmd_local_rollout)
     simulate = local.add_parser("simulate", help="write emulated flow logs, optionally with scenarios")
     simulate.add_argument("--stack", default="dev")
-    simulate.add_argument("--hours", type=int, default=24,
+    simulate.add_argument("--hours", type=_whole(1, MAX_BACKFILL_HOURS), default=24,
                           help=f"complete past hours to back-fill (default 24, max {MAX_BACKFILL_HOURS})")
     simulate.add_argument("--scenario", action="append", choices=list(SCENARIOS), metavar="NAME",
                           help="inject a scenario (repeatable: the first goes into --at, the next an hour earlier, ...): "
                                + "; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values()))
-    simulate.add_argument("--at", help="UTC hour for the first scenario, ISO 8601 (default: the last complete hour)")
+    simulate.add_argument("--at", type=_past_hour,
+                          help="UTC hour for the first scenario, ISO 8601 (default: the last complete hour)")
     simulate.add_argument("--seed", type=int, default=42)
-    simulate.add_argument("--scale", type=float, default=1.0, help="volume multiplier (1.0 ~ 10,000 records/day per VPC)")
+    simulate.add_argument("--scale", type=_positive(MAX_SCALE), default=1.0,
+                          help=f"volume multiplier (1.0 ~ 10,000 records/day per VPC; at most {MAX_SCALE:g})")
     simulate.add_argument("--follow", action="store_true", help="keep writing each hour as it completes")
     simulate.set_defaults(func=cmd_local_simulate)
     alerts = local.add_parser("alerts", help="alerts delivered to the topic")
@@ -333,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     down.set_defaults(func=cmd_local_down)
 
     demo = groups.add_parser("demo", help="the main job on the embedded default, end to end")
-    demo.add_argument("--hours", type=int, default=24, help="hours of flow logs to simulate and analyse (default 24)")
+    demo.add_argument("--hours", type=_whole(1, MAX_BACKFILL_HOURS), default=24,
+                      help=f"hours of flow logs to simulate and analyse (default 24, max {MAX_BACKFILL_HOURS})")
     demo.add_argument("--no-scenarios", action="store_true", help="normal traffic only")
     demo.add_argument("--stack", default="dev")
     demo.add_argument("--engine", choices=("raw", "insights"),
@@ -354,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--end", required=True, help="window end (exclusive), e.g. 2026-01-01T11:00:00Z")
     analyze.add_argument("--format", help="the files' log format, e.g. '${version} ${srcaddr} ...' (default: v2, "
                                           "or what a file's header line announces)")
-    analyze.add_argument("--jobs", type=int, help="worker processes for --files (default: one per core)")
+    analyze.add_argument("--jobs", type=_whole(1, 256), help="worker processes for --files (default: one per core)")
     analyze.add_argument("--target", choices=("embedded", "aws"), default="embedded",
                          help="without --files: the stack in the embedded AWS or in your AWS account (default: embedded)")
     analyze.add_argument("--engine", choices=("raw", "insights"),
@@ -365,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs = groups.add_parser("runs", help="Dagster runs").add_subparsers(dest="command", required=True)
     wait = runs.add_parser("wait", help="wait for runs (e.g. from `dagster job launch --run-id`)")
     wait.add_argument("run_ids", nargs="+")
-    wait.add_argument("--timeout", type=float, default=900)
+    wait.add_argument("--timeout", type=_positive(7 * 86400), default=900.0, help="seconds (default 900)")
     wait.set_defaults(func=cmd_runs_wait)
 
     lam = groups.add_parser("lambda", help="the analyzer package").add_subparsers(dest="command", required=True)
@@ -377,20 +440,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``vpcpeer`` console script."""
+    """Entry point of the ``vpcpeer`` console script: one ``vpcpeer: ...`` line per known
+    error, exit 2 for bad input and 1 for failures; a traceback means a bug."""
     args = build_parser().parse_args(argv)
     from infra.config import InvalidStackConfig
     from infra.runner import StackRunError
     from infra.stack_files import StackFileNotFound
+    from lambda_pkg.errors import AnalyzerError
 
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        print("vpcpeer: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except InvalidStackConfig as exc:
         print(f"vpcpeer: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except StackFileNotFound as exc:
         print(f"vpcpeer: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except AnalyzerError as exc:  # typed: bad input (a ValueError) or a failed read, each with its fix
+        print(f"vpcpeer: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG if isinstance(exc, ValueError) else EXIT_FAILED
     except StackRunError as exc:
         print(f"vpcpeer: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -398,6 +469,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Typed operational errors (local AWS, emulator, rollout) carry their own fix.
         if type(exc).__module__.startswith(("infra", "vpcpeer_orchestration", "lambda_pkg")):
             print(f"vpcpeer: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
+    except Exception as exc:
+        # The embedded AWS (or AWS) stopped answering mid-command: say where, not a traceback.
+        from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+
+        if isinstance(exc, (EndpointConnectionError, ReadTimeoutError, ConnectionError)):
+            print(f"vpcpeer: AWS endpoint not answering ({exc}); for the embedded AWS run `vpcpeer local status`, "
+                  "then `vpcpeer local up`", file=sys.stderr)
             return EXIT_FAILED
         raise
 

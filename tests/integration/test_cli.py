@@ -64,3 +64,42 @@ def test_lambda_build_reports_a_stable_hash(tmp_path: Path) -> None:
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     a, b = json.loads(first.stdout), json.loads(second.stdout)
     assert a["sha256"] == b["sha256"] and "lambda_pkg/constants.py" in a["files"]
+
+
+def test_bad_numbers_and_dates_are_refused_by_the_parser_in_one_line() -> None:
+    """Out-of-range values exit 2 with the reason, before anything starts (no embedded AWS,
+    no traceback): --hours 0 and -1, a month-ahead or an offset-less --at, a negative scale."""
+    cases = [
+        (("demo", "--hours", "0"), "0 is out of range: use 1-335"),
+        (("demo", "--hours", "400"), "400 is out of range: use 1-335"),
+        (("demo", "--hours", "-1"), "'-1' is not a whole number"),
+        (("local", "simulate", "--hours", "0"), "0 is out of range"),
+        (("local", "simulate", "--scale", "-1"), "'-1' is not a plain number"),
+        (("local", "simulate", "--scale", "nan"), "'nan' is not a plain number"),
+        (("local", "simulate", "--scale", "0"), "0 is out of range"),
+        (("local", "simulate", "--at", "notadate"), "'notadate' is not an ISO 8601 time"),
+        (("local", "simulate", "--at", "2099-01-01T00:00:00Z"), "is not a complete past hour"),
+        (("local", "simulate", "--at", "2020-01-01T00:00:00Z"), "refuses events older than 14 days"),
+        (("local", "simulate", "--at", "2026-01-01T00:00:00"), "has no UTC offset"),
+        (("analyze", "--files", "VPC-A=x", "--start", "a", "--end", "b", "--jobs", "0"), "0 is out of range"),
+        (("runs", "wait", "r1", "--timeout", "-5"), "'-5' is not a plain number"),
+    ]
+    for args, fragment in cases:
+        done = vpcpeer(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert fragment in done.stderr and "Traceback" not in done.stderr, (args, done.stderr)
+
+
+def test_runs_wait_without_dagster_home_says_what_to_set() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("PULUMI_")}
+    done = subprocess.run([sys.executable, "-m", "vpcpeer_orchestration.cli", "runs", "wait", "some-run"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "DAGSTER_HOME is not set" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_bad_window_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "a.log").write_text("")
+    done = vpcpeer("analyze", "--files", f"VPC-A={tmp_path / 'a.log'}", "--start", "yesterday",
+                   "--end", "2026-01-01T11:00:00Z")
+    assert done.returncode == 2 and done.stderr.startswith("vpcpeer") and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1 and "is not ISO 8601" in done.stderr

@@ -233,3 +233,25 @@ def test_the_embedded_logs_insights_counts_and_refuses_what_it_cannot_evaluate(s
     with pytest.raises(ClientError, match="MalformedQueryException.*parse"):
         logs.start_query(logGroupName=group, startTime=start, endTime=start + 3599,
                          queryString="parse @message '* *' as a, b | stats count(*) by a")
+
+
+def test_the_unauthenticated_embedded_aws_listens_on_loopback_only(local_aws) -> None:
+    """moto checks no credentials: it must never be reachable from another machine. The
+    kernel's socket table shows its listening socket bound to 127.0.0.1 (not 0.0.0.0 or ::)."""
+    import socket
+    from urllib.parse import urlparse
+
+    port = urlparse(local_aws.endpoint()).port
+    listening = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            for line in list(handle)[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, hex_port = local.rsplit(":", 1)
+                if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                    listening.append((table, address))
+    assert listening == [("/proc/net/tcp", "0100007F")], listening  # 127.0.0.1, little-endian
+    outside = {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)} - {"127.0.0.1"}
+    for address in outside - {a for a in outside if a.startswith("127.")}:
+        with pytest.raises(OSError):
+            socket.create_connection((address, port), timeout=2).close()

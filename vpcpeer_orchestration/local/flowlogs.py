@@ -46,6 +46,9 @@ CLOUDWATCH_MAX_EVENT_AGE = timedelta(days=14)
 RETENTION_LIMIT = CLOUDWATCH_MAX_EVENT_AGE - HOUR
 # Complete past hours a back-fill can write (the CLI's --hours ceiling).
 MAX_BACKFILL_HOURS = int(RETENTION_LIMIT / HOUR)
+# The emulator's volume multiplier: 1.0 is about 10,000 records a day per VPC, so the ceiling is
+# about a million a day, what the embedded AWS takes in minutes (the CLI's --scale ceiling).
+MAX_SCALE = 100.0
 # PutLogEvents takes at most this many events per call.
 PUT_LOG_EVENTS_MAX_BATCH = 5000
 HOURS_MARKER, SCENARIOS_MARKER = "hours", "scenarios"
@@ -87,6 +90,8 @@ class FlowLogEmulator:
         self.vpc_ids = tuple(vpc_ids) if vpc_ids is not None else None
         self.ec2, self.logs = client_factory("ec2"), client_factory("logs")
         self.markers = StateObjects(client_factory("s3"))
+        if not (isinstance(scale, (int, float)) and 0 < scale <= MAX_SCALE):  # nan fails both comparisons
+            raise FlowLogEmulatorError(f"scale {scale!r} is out of range: use a number above 0 and at most {MAX_SCALE:g}")
         self.seed = seed
         self.scale = scale
         self.service_ports = service_ports
