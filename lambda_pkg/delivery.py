@@ -49,16 +49,20 @@ class Delivery:
     sent: dict[str, str] = field(default_factory=dict)  # id -> SNS message id
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # id -> error
+    permanent: set[str] = field(default_factory=set)  # failed ids whose target refused for good
 
     def merge(self, other: Delivery) -> Delivery:
-        return Delivery({**self.sent, **other.sent}, self.skipped + other.skipped, {**self.failed, **other.failed})
+        return Delivery({**self.sent, **other.sent}, self.skipped + other.skipped, {**self.failed, **other.failed},
+                        self.permanent | other.permanent)
 
     def raise_for_failures(self) -> None:
-        """After everything that could go out went out: fail, so the step or invocation is retried."""
+        """After everything that could go out went out: fail, so the step or invocation is retried
+        (unless every failure was permanent: then a retry would only wait for the same answer)."""
         if self.failed:
             first = next(iter(self.failed.values()))
             raise PublishError(f"{len(self.failed)} alert(s) could not be published and are due for redelivery "
-                               f"({', '.join(sorted(self.failed))}): {first}")
+                               f"({', '.join(sorted(self.failed))}): {first}",
+                               permanent=set(self.failed) <= self.permanent)
 
 
 class Deliverer:
@@ -76,6 +80,8 @@ class Deliverer:
         except PublishError as exc:
             self.ledger.release(entry_id, self.owner)
             delivery.failed[entry_id] = str(exc)
+            if exc.permanent:
+                delivery.permanent.add(entry_id)
             return
         self.ledger.mark_sent(entry_id, message_id)
         delivery.sent[entry_id] = message_id

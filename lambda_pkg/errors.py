@@ -40,7 +40,12 @@ class InconsistentResultError(QueryFailedError):
 
 
 class PublishError(AnalyzerError):
-    """Metrics or alerts could not be published."""
+    """Metrics or alerts could not be published. ``permanent``: the target refuses for good
+    (topic gone, access denied, key disabled); a retry would get the same answer."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class LedgerError(PublishError):

@@ -114,6 +114,14 @@ def alert_message(report: Mapping[str, Any], anomalies: list[Mapping[str, Any]],
     return "\n".join(lines)
 
 
+# SNS errors a retry cannot fix: the topic or its key is gone, or refuses the caller.
+PERMANENT_PUBLISH_CODES = frozenset({
+    "NotFound", "NotFoundException", "AuthorizationError", "AuthorizationErrorException", "InvalidParameter",
+    "InvalidParameterException", "KMSDisabled", "KMSDisabledException", "KMSNotFound", "KMSNotFoundException",
+    "KMSAccessDenied", "KMSAccessDeniedException", "AccessDenied", "AccessDeniedException",
+})
+
+
 def publish_message(sns: Any, topic_arn: str, subject: str, body: str, attributes: Mapping[str, str]) -> str:
     """Publish one message with string attributes; returns the SNS message id."""
     try:
@@ -121,6 +129,12 @@ def publish_message(sns: Any, topic_arn: str, subject: str, body: str, attribute
             TopicArn=topic_arn, Subject=subject[:SUBJECT_LIMIT], Message=body,
             MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
         )
-    except (ClientError, BotoCoreError) as exc:
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in PERMANENT_PUBLISH_CODES:
+            raise PublishError(f"SNS Publish to {topic_arn} refused ({code}): the topic is gone or refuses this role "
+                               "or its key; roll the stack out again", permanent=True) from exc
+        raise PublishError(f"SNS Publish to {topic_arn} failed: {exc}") from exc
+    except BotoCoreError as exc:
         raise PublishError(f"SNS Publish to {topic_arn} failed: {exc}") from exc
     return response["MessageId"]

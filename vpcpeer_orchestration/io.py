@@ -31,6 +31,10 @@ class PartitionedJsonIOManager(dg.ConfigurableIOManager):
     def read_text(self, key: str) -> str:
         """The document at ``key``."""
 
+    def where(self, key: str) -> str:
+        """Where ``key`` is stored, for messages."""
+        return key
+
     @staticmethod
     def key(asset_key: dg.AssetKey, partition: str | None) -> str:
         return "/".join([*asset_key.path, f"{partition or '__value__'}.json"])
@@ -62,7 +66,20 @@ class PartitionedJsonIOManager(dg.ConfigurableIOManager):
         self.write_text(key, json.dumps(value, indent=1, sort_keys=True, default=str))
 
     def _read(self, key: str) -> Any:
-        return json.loads(self.read_text(key))
+        """The stored value; a missing or damaged document is a permanent failure naming the file
+        and the fix (a retry would read the same bytes, and a bare JSONDecodeError names neither)."""
+        asset, partition = key.rsplit("/", 1)
+        partition = partition.removesuffix(".json")
+        rebuild = (f"materialize {asset} again" + ("" if partition == "__value__" else f" for partition {partition}")
+                   + " (the UI's Materialize, or `dagster asset materialize`)")
+        try:
+            return json.loads(self.read_text(key))
+        except FileNotFoundError as exc:
+            raise dg.Failure(description=f"the stored value of {asset} is missing at {self.where(key)}: {rebuild}",
+                             allow_retries=False) from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise dg.Failure(description=f"the stored value of {asset} at {self.where(key)} is damaged ({exc}): "
+                                         f"{rebuild}", allow_retries=False) from exc
 
 
 class LocalJsonIOManager(PartitionedJsonIOManager):
@@ -91,3 +108,6 @@ class LocalJsonIOManager(PartitionedJsonIOManager):
 
     def read_text(self, key: str) -> str:
         return self._path(key).read_text()
+
+    def where(self, key: str) -> str:
+        return str(self._path(key))

@@ -130,6 +130,32 @@ def test_an_unreachable_topic_loses_neither_the_alert_nor_the_failure_alert(worl
     assert inbox_ids(stack) - before == delivered  # nothing twice
 
 
+def test_a_topic_that_is_gone_fails_the_step_at_once_with_its_cause(world) -> None:
+    """NotFound is permanent: no retry waits 100 s for the same answer, the failure names the
+    cause and the fix, and the alert stays due until the topic is back."""
+    stack, proxy = world["stack"], world["proxy"]
+    hour = LAST - timedelta(hours=11)
+    stack.flow_log_emulator().inject("port-scan", hour)
+    before = inbox_ids(stack)
+    proxy.fail("Publish", times=10_000, status=404, code="NotFound")
+    try:
+        failed = run_range(world, hour, hour)
+    finally:
+        proxy.clear()
+    assert not failed.success
+    retries = [e for e in failed.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert retries == []
+    [failure] = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_key.startswith("anomaly_alerts")
+    message = failure.event_specific_data.error.message
+    assert "PublishError" in message and "NotFound" in message and "roll the stack out again" in message
+    assert inbox_ids(stack) == before
+    due = {record.id for record in ledger_of(stack).due("dev/")}
+    assert any("port_scan" in d for d in due)
+    assert run_range(world, hour, hour).success  # the topic answers again: delivered, once
+    assert all(count == 1 for count in (inbox_ids(stack) - before).values()) and inbox_ids(stack) != before
+
+
 SCRIPT = """
 import json, sys
 from vpcpeer_orchestration.local.server import LocalAws

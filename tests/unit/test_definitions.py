@@ -7,6 +7,7 @@ import sys
 from datetime import datetime, timezone
 
 import dagster as dg
+import pytest
 
 from vpcpeer_orchestration.definitions import build_definitions
 from vpcpeer_orchestration.resources import InvalidTarget
@@ -207,3 +208,36 @@ def test_the_embedded_aws_modules_import_no_pulumi() -> None:
     probe = (f"import sys, importlib; [importlib.import_module('vpcpeer_orchestration.local.' + m) for m in {modules!r}]; "
              "print([m for m in ('pulumi', 'pulumi_aws', 'infra.runner', 'infra.emulation') if m in sys.modules])")
     assert _probe(probe) == "[]"
+
+
+@pytest.mark.parametrize("damage", ["{not json", None])
+def test_a_damaged_or_missing_stored_value_fails_once_naming_the_file_and_the_fix(tmp_path, damage) -> None:
+    """A retry would read the same bytes: the step fails at once (no retry), and says which
+    file and what to materialize, instead of a bare JSONDecodeError three times over."""
+    from vpcpeer_orchestration.io import LocalJsonIOManager
+
+    io = {"io_manager": LocalJsonIOManager(location=str(tmp_path))}
+    attempts = []
+
+    @dg.asset
+    def upstream() -> dict:
+        return {"ok": 1}
+
+    @dg.asset(retry_policy=dg.RetryPolicy(max_retries=3))
+    def downstream(upstream: dict) -> int:
+        attempts.append(1)
+        return upstream["ok"]
+
+    assert dg.materialize([upstream], resources=io).success
+    stored = tmp_path / "upstream" / "__value__.json"
+    if damage is None:
+        stored.unlink()
+    else:
+        stored.write_text(damage)
+    result = dg.materialize([upstream, downstream], selection=[downstream], resources=io, raise_on_error=False)
+    assert not result.success and attempts == []
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.event_specific_data.error.message
+    assert str(stored) in message and "materialize upstream again" in message
+    assert ("damaged" if damage else "missing") in message
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]

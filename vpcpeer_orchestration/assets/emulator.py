@@ -2,8 +2,14 @@
 
 import dagster as dg
 
+from vpcpeer_orchestration.assets.failures import permanent_failures
 from vpcpeer_orchestration.assets.stack import FLOW_LOG_PIPELINE
-from vpcpeer_orchestration.assets.traffic import FLOW_LOG_RECORDS, FLOW_LOG_RECORDS_DESCRIPTION, hourly_asset, windows
+from vpcpeer_orchestration.assets.traffic import (
+    FLOW_LOG_RECORDS,
+    FLOW_LOG_RECORDS_DESCRIPTION,
+    hourly_asset,
+    windows,
+)
 from vpcpeer_orchestration.resources.embedded import EmulatedFlowLogsResource
 
 
@@ -12,6 +18,7 @@ from vpcpeer_orchestration.resources.embedded import EmulatedFlowLogsResource
     description=FLOW_LOG_RECORDS_DESCRIPTION + "On the embedded target the flow-log emulator writes them, once per "
                 "hour, into the embedded AWS (as the service would); hours older than CloudWatch accepts are skipped.",
 )
+@permanent_failures
 def flow_log_records_emulated(context: dg.AssetExecutionContext, flow_logs: EmulatedFlowLogsResource) -> None:
     """Write each complete hour of the run that has no records yet."""
     hours = windows(context)

@@ -8,7 +8,11 @@ from typing import Any
 import dagster as dg
 
 from vpcpeer_orchestration.assets.groups import ANALYZER_GROUP, OWNERS
-from vpcpeer_orchestration.packaging import DEFAULT_ZIP_PATH, build_lambda_zip, source_digest
+from vpcpeer_orchestration.packaging import (
+    DEFAULT_ZIP_PATH,
+    build_lambda_zip,
+    source_digest,
+)
 
 LAMBDA_PACKAGE = dg.AssetKey("lambda_package")
 

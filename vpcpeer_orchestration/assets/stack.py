@@ -6,8 +6,13 @@ from typing import Any
 import dagster as dg
 
 from vpcpeer_orchestration import posture
+from vpcpeer_orchestration.assets.failures import permanent_failures
 from vpcpeer_orchestration.assets.groups import NETWORK_GROUP, OWNERS
-from vpcpeer_orchestration.assets.package import LAMBDA_PACKAGE, PackageChanged, verified_package
+from vpcpeer_orchestration.assets.package import (
+    LAMBDA_PACKAGE,
+    PackageChanged,
+    verified_package,
+)
 from vpcpeer_orchestration.continuity import GENERATION_KEY, refuse_if_lost
 from vpcpeer_orchestration.resources import StackResource
 
@@ -73,6 +78,7 @@ def evaluate_posture(stack: StackResource, outputs: dict[str, Any]) -> list[dg.A
                 ins={"lambda_package": dg.AssetIn(LAMBDA_PACKAGE)},
                 description="Roll out the Pulumi program (emulated locally, Automation API on AWS) with the zip "
                             "lambda_package built, then read the live posture back.")
+@permanent_failures
 def network_stack(context: dg.AssetExecutionContext, lambda_package: dict[str, Any], stack: StackResource):
     """One rollout materialises every part of the network, then reads the live posture back."""
     try:

@@ -15,11 +15,17 @@ import dagster as dg
 from lambda_pkg.constants import VPC_SLUGS
 from lambda_pkg.detect import ANOMALY_SEVERITY, HIGH, detect_anomalies
 from lambda_pkg.settings import Thresholds
+from vpcpeer_orchestration.assets.failures import permanent_failures
 from vpcpeer_orchestration.assets.groups import OWNERS, TRAFFIC_GROUP
 from vpcpeer_orchestration.assets.stack import FLOW_LOG_PIPELINE
 from vpcpeer_orchestration.continuity import GENERATION_KEY, refuse_if_lost
 from vpcpeer_orchestration.partitions import HOURLY
-from vpcpeer_orchestration.resources import AnalysisFailed, AnalyzerResource, FlowLogSourceResource, StackResource
+from vpcpeer_orchestration.resources import (
+    AnalysisFailed,
+    AnalyzerResource,
+    FlowLogSourceResource,
+    StackResource,
+)
 
 FLOW_LOG_RECORDS = dg.AssetKey("flow_log_records")
 TRAFFIC_ANALYSIS = dg.AssetKey("traffic_analysis")
@@ -105,6 +111,7 @@ def report_metadata(report: dict[str, Any]) -> dict[str, Any]:
                 "destinations, rejects, external traffic, top talkers, ports, and the thresholds in force. "
                 "A failed query fails the partition; an hour without records is a report with zeros.",
 )
+@permanent_failures
 def traffic_analysis(context: dg.AssetExecutionContext, analyzer: AnalyzerResource, flow_logs: FlowLogSourceResource,
                      stack: StackResource) -> Any:
     """Run the analyzer once per hour of the run."""
@@ -197,9 +204,11 @@ def delivery_owner(context: dg.AssetExecutionContext) -> str:
                 "concurrent run never sends it twice and a failed publish is delivered later. Alerts still due "
                 "from earlier failures are delivered first.",
 )
+@permanent_failures
 def anomaly_alerts(context: dg.AssetExecutionContext, traffic_analysis: Any, traffic_anomalies: Any,
                    stack: StackResource) -> Any:
-    from lambda_pkg.delivery import Deliverer, anomaly_alerts as render
+    from lambda_pkg.delivery import Deliverer
+    from lambda_pkg.delivery import anomaly_alerts as render
 
     reports = by_partition(context, traffic_analysis)
     anomalies_by_hour = by_partition(context, traffic_anomalies)
@@ -234,6 +243,7 @@ def anomaly_alerts(context: dg.AssetExecutionContext, traffic_analysis: Any, tra
                 "and published once (a ledger claim per hour, then the datapoint check); published after the "
                 "alerts. A VPC whose flow log did not cover the hour gets no datapoint rather than a zero.",
 )
+@permanent_failures
 def traffic_metrics(context: dg.AssetExecutionContext, traffic_analysis: Any, stack: StackResource) -> Any:
     from lambda_pkg.delivery import publish_metrics_once
     from lambda_pkg.publish import covered, metric_data

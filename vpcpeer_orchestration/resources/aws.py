@@ -119,7 +119,14 @@ class S3JsonIOManager(PartitionedJsonIOManager):
         self.s3.get_client().put_object(Bucket=self.bucket, Key=self._object_key(key), Body=body.encode())
 
     def read_text(self, key: str) -> str:
-        return self.s3.get_client().get_object(Bucket=self.bucket, Key=self._object_key(key))["Body"].read().decode()
+        client = self.s3.get_client()
+        try:
+            return client.get_object(Bucket=self.bucket, Key=self._object_key(key))["Body"].read().decode()
+        except client.exceptions.NoSuchKey as exc:
+            raise FileNotFoundError(self.where(key)) from exc
+
+    def where(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._object_key(key)}"
 
 
 IO_BUCKET_ENV = "VPCPEER_IO_BUCKET"
