@@ -197,6 +197,19 @@ class AutomationRunner:
             stack.set_config(full_key, auto.ConfigValue(value=str(value), secret=key in SECRET_KEYS))
         return stack
 
+    def _repair(self, stack: Any) -> None:
+        """Rules added by hand to the stack's groups are removed (infra/drift.py): an update
+        cannot see them, and the drift sensor's rollout must still put the posture back."""
+        import boto3
+
+        from infra.drift import declared_groups, repair_groups
+
+        deployment = stack.export_stack().deployment or {}
+        removed = repair_groups(boto3.client("ec2", region_name=self.settings.validated().region),
+                                declared_groups(deployment.get("resources") or []))
+        if removed and self.on_output:
+            self.on_output(f"removed {removed} security-group rule(s) the program does not declare")
+
     def run(self) -> StackResult:
         self.settings.validated()
         stack = self._stack()
@@ -207,6 +220,7 @@ class AutomationRunner:
             result = stack.destroy(on_output=self.on_output)
             return StackResult(self.mode, self.settings.stack, outputs={}, changes=dict(result.summary.resource_changes or {}))
         result = stack.up(on_output=self.on_output)
+        self._repair(stack)
         return StackResult(
             mode=self.mode,
             stack=self.settings.stack,

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from infra.emulation._aws import as_int, found, ignoring_missing, short_hash, tag_list, tag_spec
 from infra.emulation.errors import EmulatedRolloutError
+from infra.drift import RULE_TYPES, revoke_undeclared
 from infra.emulation.registry import Created, Declared, ResourceType, register
 
 if TYPE_CHECKING:
@@ -18,23 +19,10 @@ def _default_group_id(ctx: Context, vpc_id: str) -> str:
     return groups["SecurityGroups"][0]["GroupId"]
 
 
-# The rule resources that belong to a group (by their securityGroupId input).
-RULE_TOKENS = ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
-               "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
-
-
 def _revoke_all(ctx: Context, group_id: str, *, ingress: bool = True, keep: frozenset[str] = frozenset()) -> int:
     """Remove every egress rule of a group, and its ingress rules too unless ``ingress=False``,
-    except the rule IDs in ``keep``; returns how many were removed."""
-    rules = ctx.ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group_id]}])["SecurityGroupRules"]
-    rules = [r for r in rules if r["SecurityGroupRuleId"] not in keep]
-    egress_ids = [r["SecurityGroupRuleId"] for r in rules if r["IsEgress"]]
-    ingress_ids = [r["SecurityGroupRuleId"] for r in rules if not r["IsEgress"]] if ingress else []
-    if egress_ids:
-        ctx.ec2.revoke_security_group_egress(GroupId=group_id, SecurityGroupRuleIds=egress_ids)
-    if ingress_ids:
-        ctx.ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=ingress_ids)
-    return len(egress_ids) + len(ingress_ids)
+    except the rule IDs in ``keep``; returns how many were removed (infra/drift.py)."""
+    return revoke_undeclared(ctx.ec2, group_id, keep, ingress=ingress)
 
 
 @register
@@ -203,7 +191,7 @@ class SecurityGroup(ResourceType):
 
     def repair(self, ctx: Context, resource_id: str, declared: Declared) -> int:
         """The group holds exactly its declared rule resources: one added by hand is removed."""
-        keep = frozenset(rule_id for token in RULE_TOKENS for rule_id, inputs in declared.get(token, ())
+        keep = frozenset(rule_id for token in RULE_TYPES for rule_id, inputs in declared.get(token, ())
                          if inputs.get("securityGroupId") == resource_id)
         return _revoke_all(ctx, resource_id, keep=keep)
 
