@@ -61,14 +61,16 @@ def run_demo(hours: int = 24, scenarios: dict[str, int] | None = None, stack: st
 
     scenarios = demo_scenarios() if scenarios is None else scenarios
     home = prepare_dagster_home(home or dagster_home())
-    instance = DagsterInstance.from_config(str(home))
     defs = build_definitions("embedded", {**settings_from_environment(), STACK_ENV: stack,
                                           **({ENGINE_ENV: engine} if engine else {})})
 
     started = time.monotonic()
     aws = LocalAws.from_env(instance_root=home)
-    # One demo per instance at a time: a second one waits, then finds the work done.
+    # One demo per instance at a time: a second one waits, then finds the work done. The
+    # instance is opened under the lock too: two processes creating a fresh instance's SQLite
+    # schema at once fail with "table ... already exists".
     with aws.lock("demo", waiting=lambda: say("another `vpcpeer demo` is running on this instance; waiting for it ...")):
+        instance = DagsterInstance.from_config(str(home))
         return _demo(defs, instance, aws, home, hours, scenarios, stack, say, started)
 
 

@@ -103,3 +103,17 @@ def test_a_bad_window_is_one_line_and_exit_2(tmp_path: Path) -> None:
                    "--end", "2026-01-01T11:00:00Z")
     assert done.returncode == 2 and done.stderr.startswith("vpcpeer") and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.count("\n") == 1 and "is not ISO 8601" in done.stderr
+
+
+def test_a_preview_writes_nothing_outside_the_build_folder(tmp_path: Path) -> None:
+    """`--set lambda_zip_path=...` names where a rollout reads the zip; a preview builds its own
+    zip in build/ and must neither overwrite that path nor create its directories."""
+    target = tmp_path / "not" / "here" / "precious.zip"
+    done = vpcpeer("infra", "preview", "--json", "--set", f"lambda_zip_path={target}")
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "not").exists()
+    precious = tmp_path / "precious.zip"
+    precious.write_bytes(b"keep me")
+    done = vpcpeer("infra", "preview", "--json", "--set", f"lambda_zip_path={precious}")
+    assert done.returncode == 0, done.stderr
+    assert precious.read_bytes() == b"keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["precious.zip"]

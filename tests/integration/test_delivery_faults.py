@@ -134,7 +134,7 @@ def test_a_topic_that_is_gone_fails_the_step_at_once_with_its_cause(world) -> No
     """NotFound is permanent: no retry waits 100 s for the same answer, the failure names the
     cause and the fix, and the alert stays due until the topic is back."""
     stack, proxy = world["stack"], world["proxy"]
-    hour = LAST - timedelta(hours=11)
+    hour = LAST - timedelta(hours=17)
     stack.flow_log_emulator().inject("port-scan", hour)
     before = inbox_ids(stack)
     proxy.fail("Publish", times=10_000, status=404, code="NotFound")
