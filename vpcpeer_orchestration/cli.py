@@ -39,7 +39,9 @@ def _positive(high: float) -> Any:
         import math
         import re
 
-        if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", text.strip(), re.ASCII):
+        from lambda_pkg.constants import PLAIN_NUMBER_PATTERN
+
+        if not re.fullmatch(PLAIN_NUMBER_PATTERN, text.strip(), re.ASCII):
             raise argparse.ArgumentTypeError(f"{text!r} is not a plain number")
         value = float(text)
         if not (0 < value <= high) or not math.isfinite(value):

@@ -19,12 +19,6 @@ def _default_group_id(ctx: Context, vpc_id: str) -> str:
     return groups["SecurityGroups"][0]["GroupId"]
 
 
-def _revoke_all(ctx: Context, group_id: str, *, ingress: bool = True, keep: frozenset[str] = frozenset()) -> int:
-    """Remove every egress rule of a group, and its ingress rules too unless ``ingress=False``,
-    except the rule IDs in ``keep``; returns how many were removed (infra/drift.py)."""
-    return revoke_undeclared(ctx.ec2, group_id, keep, ingress=ingress)
-
-
 @register
 class Vpc(ResourceType):
     token = "aws:ec2/vpc:Vpc"
@@ -183,7 +177,7 @@ class SecurityGroup(ResourceType):
             GroupName=group_name, Description=i.get("description") or "Managed by Pulumi", VpcId=i["vpcId"],
             TagSpecifications=tag_spec("security-group", ctx, i),
         )["GroupId"]
-        _revoke_all(ctx, group_id, ingress=False)  # like Pulumi/Terraform: drop AWS's default allow-all egress
+        revoke_undeclared(ctx.ec2, group_id, ingress=False)  # like Pulumi/Terraform: drop AWS's default allow-all egress
         return group_id, {"arn": f"arn:aws:ec2:{ctx.region}:{ctx.account_id}:security-group/{group_id}", "name": group_name}
 
     def exists(self, ctx: Context, resource_id: str) -> bool:
@@ -193,7 +187,7 @@ class SecurityGroup(ResourceType):
         """The group holds exactly its declared rule resources: one added by hand is removed."""
         keep = frozenset(rule_id for token in RULE_TYPES for rule_id, inputs in declared.get(token, ())
                          if inputs.get("securityGroupId") == resource_id)
-        return _revoke_all(ctx, resource_id, keep=keep)
+        return revoke_undeclared(ctx.ec2, resource_id, keep)
 
 
 @register
@@ -207,7 +201,7 @@ class DefaultSecurityGroup(ResourceType):
         if i.get("ingress") or i.get("egress"):
             raise EmulatedRolloutError(f"{name}: the emulated rollout manages default security groups only with no rules")
         group_id = _default_group_id(ctx, i["vpcId"])
-        _revoke_all(ctx, group_id)
+        revoke_undeclared(ctx.ec2, group_id)
         if ctx.tags(i):
             ctx.ec2.create_tags(Resources=[group_id], Tags=tag_list(ctx.tags(i)))
         return group_id, {"name": "default"}
@@ -217,7 +211,7 @@ class DefaultSecurityGroup(ResourceType):
 
     def repair(self, ctx: Context, resource_id: str, declared: Declared) -> int:
         """Declared with no rules: any rule found in it again is removed."""
-        return _revoke_all(ctx, resource_id)
+        return revoke_undeclared(ctx.ec2, resource_id)
 
 
 class _SecurityGroupRule(ResourceType):
