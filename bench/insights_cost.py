@@ -111,8 +111,10 @@ def measure(records: int, kind: str = "normal") -> dict[str, Any]:
         mine, theirs = traffic[cfg.vpcs[0].label].report(), raw[cfg.vpcs[0].label].report()
         figures["differ"] = differences(mine, theirs)
         figures["approximate"] = sorted(mine.get("approximate", {}))
-        # Every difference is flagged: the field itself, or the evidence table a flagged sub-field belongs to.
-        figures["all_flagged"] = all(any(f == d or f.startswith(d + ".") for f in figures["approximate"])
+        # Every difference is flagged: the field itself, the evidence table a flagged sub-field
+        # belongs to, or a table the raw engine itself capped (its evidence.truncated).
+        capped = {f"evidence.{name}" for name in theirs["evidence"]["truncated"]}
+        figures["all_flagged"] = all(d in capped or any(f == d or f.startswith(d + ".") for f in figures["approximate"])
                                      for d in figures["differ"])
     return figures
 
