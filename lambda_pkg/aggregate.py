@@ -834,10 +834,15 @@ class ReportTables:
         ]
 
 
+def busiest_ports(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    """The ports a report lists one by one: at most EVIDENCE_PORTS, busiest first, then lowest."""
+    return heapq.nsmallest(EVIDENCE_PORTS, counts.items(), key=lambda pc: (-pc[1], int(pc[0])))
+
+
 def by_port(counts: Counter[str], sources: dict[str, Counter[str]]) -> dict[str, Any]:
-    """The busiest ports (at most EVIDENCE_PORTS) with their top sources; the others summed
-    under OTHER_PORTS."""
-    busiest = heapq.nsmallest(EVIDENCE_PORTS, counts.items(), key=lambda pc: (-pc[1], int(pc[0])))
+    """The busiest ports (``busiest_ports``) with their top sources; the others summed under
+    OTHER_PORTS."""
+    busiest = busiest_ports(counts)
     table: dict[str, Any] = {
         port: {"count": count, "top_sources": top(sources.get(port, Counter()), EVIDENCE_N)}
         for port, count in sorted(busiest, key=lambda pc: int(pc[0]))

@@ -16,7 +16,6 @@ per-port columns that do not add up) raise ``InconsistentResultError``.
 
 from __future__ import annotations
 
-import heapq
 import ipaddress
 import math
 import time
@@ -24,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from lambda_pkg.aggregate import EVIDENCE_N, EVIDENCE_PORTS, TOP_N, ReportTables, Summary, VpcTraffic
+from lambda_pkg.aggregate import EVIDENCE_N, TOP_N, ReportTables, Summary, VpcTraffic, busiest_ports
 from lambda_pkg.constants import DEFAULT_INSIGHTS_MAX_CONCURRENT_QUERIES, DEFAULT_QUERY_DEADLINE_SECONDS
 from lambda_pkg.constants import INSIGHTS_FIELDS as F
 from lambda_pkg.engines import aws_calls
@@ -208,7 +207,7 @@ class InsightsEngine:
             stats["plan"][label] = SOURCES
             jobs.append((label, SOURCES, groups[label], window, plan.sources_query(window, agg.spec, agg.peer)))
             jobs.append((label, "destinations", groups[label], window, plan.destinations_query(window)))
-            into_self, into_peer = (_busiest(counts.tables[t]) for t in ("u", "p"))
+            into_self, into_peer = (dict(busiest_ports(counts.tables[t])) for t in ("u", "p"))
             if any(count >= self.evidence_min_count for count in (*into_self.values(), *into_peer.values())):
                 jobs.append((label, "evidence", groups[label], window,
                              plan.evidence_query(window, agg.spec, agg.peer, map(int, into_self), map(int, into_peer))))
@@ -221,11 +220,6 @@ class InsightsEngine:
             else:
                 _adopt_summary(traffic[label], ports[label], second, label, self.evidence_min_count)
         return stats
-
-
-def _busiest(counts: Counter[str]) -> dict[str, int]:
-    """The unexpected ports a report lists one by one (the same choice as ``aggregate.by_port``)."""
-    return dict(heapq.nsmallest(EVIDENCE_PORTS, counts.items(), key=lambda pc: (-pc[1], int(pc[0]))))
 
 
 def _adopt_flows(agg: VpcTraffic, rows: list[list[dict[str, str]]], counts: plan.PortsDecoded,
