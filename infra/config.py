@@ -57,6 +57,14 @@ AVAILABILITY_ZONE_COUNT = 2
 
 FLOW_LOG_AGGREGATION_SECONDS = (60, 600)
 
+# Code signing of the analyzer (CKV_AWS_272). "enforce": the stack signs the reproducible zip
+# with an AWS Signer job and Lambda refuses any code not signed by the stack's profile; "off":
+# no signing (the embedded AWS, which has neither signing jobs nor code-signing configs, and
+# partitions without AWS Signer).
+CODE_SIGNING_ENFORCE = "enforce"
+CODE_SIGNING_OFF = "off"
+CODE_SIGNING_MODES = (CODE_SIGNING_ENFORCE, CODE_SIGNING_OFF)
+
 # EventBridge rate expressions: a positive whole number, the unit singular for 1 and plural above.
 _RATE_RE = re.compile(r"rate\(([0-9]+) (minute|hour|day)(s?)\)", re.ASCII)
 # cron(minutes hours day-of-month month day-of-week year): six fields.
@@ -122,6 +130,7 @@ class StackConfig:
     lambda_reserved_concurrency: int = 2
     lambda_timeout_seconds: int = 300
     lambda_memory_mb: int = 256
+    code_signing: str = CODE_SIGNING_ENFORCE
     environment: str = "dev"
     owner: str = "Platform Team"
     name_prefix: str = ""
@@ -434,6 +443,13 @@ def validate_config(raw: Mapping[str, Any], *, stack: str, region: str | None) -
         if memory > 10240:
             raise InvalidStackConfig("lambda_memory_mb", f"{memory} exceeds Lambda's 10240 MB limit", "Use 128-10240.")
         values["lambda_memory_mb"] = memory
+
+    if "code_signing" in raw:
+        mode = _text("code_signing", raw["code_signing"])
+        if mode not in CODE_SIGNING_MODES:
+            raise InvalidStackConfig("code_signing", f"{mode!r} is not a signing mode",
+                                     f"Use one of {', '.join(CODE_SIGNING_MODES)}.")
+        values["code_signing"] = mode
 
     for key in ("lambda_zip_path", "environment", "owner"):
         if key in raw:

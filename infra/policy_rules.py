@@ -210,10 +210,34 @@ def no_secrets_in_plain(resources: list[Resource]) -> list[str]:
     return found
 
 
+def lambda_code_signed(resources: list[Resource]) -> list[str]:
+    """Every function deploys only signed code (CKV_AWS_272): it names a code-signing
+    configuration, every configuration enforces and allows a signing profile, and the code is the
+    signing job's signed copy in S3, not a zip uploaded directly."""
+    configs = _of(resources, "CodeSigningConfig")
+    found = []
+    for function in _of(resources, "Function"):
+        i = function.inputs
+        if not i.get("codeSigningConfigArn"):
+            found.append(f"{function.name}: no code-signing configuration")
+        if i.get("code") or not (i.get("s3Bucket") and i.get("s3Key")):
+            found.append(f"{function.name}: deploys a zip directly, not the signed copy in S3")
+    for config in configs:
+        policies = config.inputs.get("policies") or {}
+        if policies.get("untrustedArtifactOnDeployment") != "Enforce":
+            found.append(f"{config.name}: unsigned code only warns (untrustedArtifactOnDeployment is not Enforce)")
+        if not (config.inputs.get("allowedPublishers") or {}).get("signingProfileVersionArns"):
+            found.append(f"{config.name}: allows no signing profile")
+    if _of(resources, "Function") and not configs:
+        found.append("the plan declares no code-signing configuration")
+    return found
+
+
 RULES: dict[str, Callable[[list[Resource]], list[str]]] = {
     rule.__name__: rule for rule in (
         flow_logs_capture_all, default_groups_closed, peering_rules_exact, no_world_ingress, customer_managed_keys,
-        log_retention, service_principals_conditioned, no_star_resources, lambda_not_public, no_secrets_in_plain)
+        log_retention, service_principals_conditioned, no_star_resources, lambda_not_public, no_secrets_in_plain,
+        lambda_code_signed)
 }
 
 

@@ -53,11 +53,14 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return None, dict(args.inputs)
         token, name = args.typ, args.name
         state = dict(args.inputs)
-        physical = state.get("name") or state.get("dashboardName") or f"{name}-{stable_hex(token, name, length=7)}"
+        # A name prefix ("namePrefix", "bucketPrefix") gets the unique suffix AWS would append.
+        prefix = state.get("namePrefix") or state.get("bucketPrefix")
+        physical = (state.get("name") or state.get("dashboardName")
+                    or (f"{prefix}{stable_hex(token, name, length=7)}" if prefix else f"{name}-{stable_hex(token, name, length=7)}"))
         state.setdefault("name", physical)
         if token.startswith("pulumi:providers:"):
             return f"{name}-provider", state
-        identity = preview_identity(PreviewNames(token, name, physical, self.region, self.account_id))
+        identity = preview_identity(PreviewNames(token, name, physical, self.region, self.account_id, inputs=state))
         state.update(identity.outputs)
         state.setdefault("arn", identity.arn)
         return identity.id, state

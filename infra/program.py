@@ -20,7 +20,8 @@ from infra.components.dashboard import MonitoringDashboard, MonitoringDashboardA
 from infra.components.monitoring import FlowLogMonitoring, FlowLogMonitoringArgs
 from infra.components.network import PeeredNetwork, PeeredNetworkArgs
 from infra.components.security import PeeringSecurityGroups, PeeringSecurityGroupsArgs
-from infra.config import AVAILABILITY_ZONE_COUNT, InvalidStackConfig, StackConfig
+from infra.components.signing import CodeSigning, CodeSigningArgs
+from infra.config import AVAILABILITY_ZONE_COUNT, CODE_SIGNING_ENFORCE, InvalidStackConfig, StackConfig
 from infra.stack_files import INFRA_DIR
 from lambda_pkg import constants as c
 
@@ -110,6 +111,13 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
         opts,
     )
     groups = monitoring.log_groups
+    signing = None
+    if cfg.code_signing == CODE_SIGNING_ENFORCE:
+        signing = CodeSigning(
+            "code-signing",
+            CodeSigningArgs(prefix=cfg.prefix, code_path=str(code_path), key_arn=alerting.key.arn, tags=tags),
+            opts,
+        )
     analyzer = AnalyzerFunction(
         "analyzer",
         AnalyzerFunctionArgs(
@@ -131,6 +139,7 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
             memory_mb=cfg.lambda_memory_mb,
             retention_days=cfg.retention_days,
             account_id=identity.account_id, partition=partition, region=cfg.region, tags=tags,
+            signing=signing,
         ),
         opts,
     )
@@ -166,6 +175,7 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
         "lambda_function_name": analyzer.function.name,
         "lambda_dead_letter_queue_arn": analyzer.dead_letter_queue.arn,
         "lambda_code_sha256": code_hash,
+        "lambda_code_signing_config_arn": signing.config.arn if signing else None,
         "sns_topic_arn": alerting.topic.arn,
         "alert_ledger_table_name": alerting.ledger.name,
         "dashboard_url": dashboard_url,

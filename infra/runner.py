@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from infra.config import PROJECT
+from infra.config import CODE_SIGNING_OFF, PROJECT
 from infra.stack_files import INFRA_DIR, SECRET_KEYS, StackSettings, load_stack_settings
 from infra.wire import SECRET_MASK, is_secret
 
@@ -250,7 +250,9 @@ class EmulatedRunner:
         infra_dir: Path = INFRA_DIR,
         progress: Callable[[str], None] | None = None,
     ) -> None:
-        self.settings = load_stack_settings(stack, overrides, infra_dir)
+        # The embedded AWS has no signing jobs and no code-signing configurations: its rollout
+        # deploys the zip unsigned and says so (run()); AWS rollouts sign as configured.
+        self.settings = load_stack_settings(stack, {**(overrides or {}), "code_signing": CODE_SIGNING_OFF}, infra_dir)
         self.client = client
         self.state_store = state_store
         self.progress = progress
@@ -260,6 +262,9 @@ class EmulatedRunner:
         from infra.preview import PlannedResource
 
         cfg = self.settings.validated()
+        if self.progress:
+            self.progress("code signing: off on the embedded AWS (it has no signing jobs or code-signing "
+                          "configurations); rollouts to AWS sign and enforce it")
         ctx = Context(self.client, cfg.region, self.client("sts").get_caller_identity()["Account"])
         engine = Engine(ctx, StackState.from_document(self.state_store.load()), progress=self.progress)
         try:

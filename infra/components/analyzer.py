@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from infra import policies
+from infra.components.signing import CodeSigning
 from lambda_pkg import constants as c
 
 
@@ -17,7 +19,9 @@ class AnalyzerFunctionArgs:
     """Inputs of the analyzer function.
 
     ``environment`` is the handler's configuration (DESIGN "Contracts"); ``code_path`` and
-    ``code_sha256_b64`` identify the reproducible zip built from ``lambda_pkg``.
+    ``code_sha256_b64`` identify the reproducible zip built from ``lambda_pkg``. With
+    ``signing`` the function deploys the signed copy of that zip instead, under its
+    code-signing configuration.
     """
 
     prefix: str
@@ -39,6 +43,15 @@ class AnalyzerFunctionArgs:
     partition: pulumi.Input[str]
     region: str
     tags: dict[str, str]
+    signing: CodeSigning | None = None
+
+
+def _code(args: AnalyzerFunctionArgs) -> dict[str, Any]:
+    """Where the function's code comes from: the signed copy in S3, or the zip itself."""
+    if args.signing is None:
+        return {"code": pulumi.FileArchive(args.code_path), "source_code_hash": args.code_sha256_b64}
+    return {"s3_bucket": args.signing.signed_bucket, "s3_key": args.signing.signed_key,
+            "code_signing_config_arn": args.signing.config.arn}
 
 
 class AnalyzerFunction(pulumi.ComponentResource):
@@ -101,8 +114,7 @@ class AnalyzerFunction(pulumi.ComponentResource):
             description="Hourly VPC flow-log traffic analysis and anomaly detection (vpcpeer)",
             runtime=c.LAMBDA_RUNTIME,
             handler=c.LAMBDA_HANDLER,
-            code=pulumi.FileArchive(args.code_path),
-            source_code_hash=args.code_sha256_b64,
+            **_code(args),
             role=self.role.arn,
             timeout=args.timeout_seconds,
             memory_size=args.memory_mb,

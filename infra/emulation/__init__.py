@@ -8,7 +8,7 @@ the difference. Importing the package registers every type, so the registry is c
 whichever module is imported first.
 """
 
-from infra.emulation import dynamodb, ec2, iam_kms, lambda_, logs_cloudwatch, messaging  # noqa: F401  (register their types)
+from infra.emulation import dynamodb, ec2, iam_kms, lambda_, logs_cloudwatch, messaging, signing  # noqa: F401  (register their types)
 from infra.emulation.errors import (
     EmulatedRolloutError,
     ReplacementNotSupported,

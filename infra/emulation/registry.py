@@ -37,6 +37,9 @@ class PreviewNames:
     physical: str
     region: str
     account_id: str
+    # The resource's inputs, for an output the provider derives from them (a signing job's
+    # signed copy lands in the bucket the job names).
+    inputs: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def service(self) -> str:
@@ -72,10 +75,14 @@ class ResourceType:
     id_prefix: ClassVar[str] = ""
     updatable_keys: ClassVar[frozenset[str]] = frozenset()
     overwrite_in_place: ClassVar[bool] = False
+    # Set on a type only the offline preview names: why the emulated rollout cannot create it.
+    preview_only: ClassVar[str] = ""
 
     def create(self, ctx: Context, name: str, inputs: dict[str, Any]) -> Created:
         """Create the resource from its plain inputs; return its ID and extra outputs."""
-        raise UnsupportedResourceType(f"the emulated rollout cannot create {self.token or type(self).__name__} ({name})")
+        reason = f": {self.preview_only}" if self.preview_only else ""
+        raise UnsupportedResourceType(
+            f"the emulated rollout cannot create {self.token or type(self).__name__} ({name}){reason}")
 
     def exists(self, ctx: Context, resource_id: str) -> bool:
         """Whether the recorded resource is still in the emulator (a lost one is created again)."""

@@ -15,6 +15,7 @@ import pytest
 
 from infra.emulation.engine import InMemoryStateStore
 from infra.runner import EmulatedRunner, StackResult
+from tests.conftest import plan
 from vpcpeer_orchestration.packaging import packaged_overrides
 
 REGION = "us-east-1"
@@ -41,9 +42,16 @@ def store() -> InMemoryStateStore:
 
 
 @pytest.fixture(scope="module")
-def rollout(client, store) -> Callable[..., StackResult]:
+def said() -> list[str]:
+    """The rollouts' progress lines."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def rollout(client, store, said) -> Callable[..., StackResult]:
     def run(overrides: Mapping[str, Any] | None = None) -> StackResult:
-        return EmulatedRunner("dev", packaged_overrides(overrides), client=client, state_store=store).run()
+        return EmulatedRunner("dev", packaged_overrides(overrides), client=client, state_store=store,
+                              progress=said.append).run()
 
     return run
 
@@ -76,9 +84,19 @@ def _types(resources) -> Counter[str]:
 
 
 def test_the_first_rollout_creates_every_type_the_preview_plans(rolled_out, default) -> None:
+    """Every type but the code-signing ones, which the embedded AWS cannot run (moto has no
+    signing jobs or code-signing configurations): its rollout deploys the zip unsigned."""
     first, _, _ = rolled_out
     assert first.changes == {"create": len(first.resources)}
-    assert _types(first.resources) == _types(default.resources)
+    unsigned = plan({"code_signing": "off"}).resources
+    assert _types(first.resources) == _types(unsigned)
+    signing = {"aws:lambda/codeSigningConfig:CodeSigningConfig", "aws:signer/signingJob:SigningJob"}
+    assert signing <= set(_types(default.resources)) - set(_types(first.resources))
+
+
+def test_the_embedded_rollout_says_it_deploys_unsigned_code(rolled_out, said) -> None:
+    assert any(line.startswith("code signing: off on the embedded AWS") for line in said)
+    assert rolled_out[0].outputs["lambda_code_signing_config_arn"] is None
 
 
 def test_the_second_rollout_is_all_same_with_identical_outputs(rolled_out) -> None:
@@ -182,3 +200,48 @@ def test_rules_added_by_hand_are_seen_as_drift_and_removed_by_the_rollout(rolled
     assert posture.default_groups_empty(ec2, outputs)[0]
     assert _rules(client, group) == DEFAULT_A_RULES
     assert rollout().changes == {"same": len(first.resources)}  # nothing left to repair
+
+
+def _ledger_record(store) -> dict[str, Any]:
+    [record] = [r for key, r in store.document["resources"].items() if key.startswith("aws:dynamodb/table:Table::")]
+    return record
+
+
+def test_a_ledger_recorded_with_the_old_index_spelling_is_kept_with_its_items(rolled_out, rollout, client, store) -> None:
+    """Earlier versions declared the ledger's index with hashKey/rangeKey, now keySchemas: the
+    same table. An embedded AWS rolled out by them updates in place and keeps what was sent."""
+    table = rolled_out[0].outputs["alert_ledger_table_name"]
+    dynamodb = client("dynamodb")
+    dynamodb.put_item(TableName=table, Item={"id": {"S": "kept"}})
+    [index] = _ledger_record(store)["inputs"]["globalSecondaryIndexes"]
+    keys = {k["keyType"]: k["attributeName"] for k in index.pop("keySchemas")}
+    index.update(hashKey=keys["HASH"], rangeKey=keys["RANGE"])
+
+    result = rollout()
+    assert result.changes == {"same": len(result.resources) - 1, "update": 1}
+    assert dynamodb.get_item(TableName=table, Key={"id": {"S": "kept"}}).get("Item")
+    assert "keySchemas" in _ledger_record(store)["inputs"]["globalSecondaryIndexes"][0]
+
+
+def test_a_ledger_whose_indexes_really_differ_is_refused_not_rebuilt(rolled_out, rollout, client, store) -> None:
+    """A table in the emulator keyed differently from the program is never dropped to make it
+    fit: the rollout stops naming both, and the table (with its items) stays."""
+    from infra.emulation.errors import ReplacementNotSupported
+
+    table = rolled_out[0].outputs["alert_ledger_table_name"]
+    dynamodb = client("dynamodb")
+    dynamodb.delete_table(TableName=table)
+    dynamodb.create_table(
+        TableName=table, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"},
+                              {"AttributeName": "sent_at", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[{"IndexName": "sent-index", "KeySchema": [{"AttributeName": "sent_at", "KeyType": "HASH"}],
+                                 "Projection": {"ProjectionType": "ALL"}}])
+    dynamodb.put_item(TableName=table, Item={"id": {"S": "kept"}})
+    _ledger_record(store)["inputs"]["globalSecondaryIndexes"][0]["projectionType"] = "KEYS_ONLY"  # recorded != declared
+
+    with pytest.raises(ReplacementNotSupported, match=rf"the table {table} has indexes \['sent-index'\]"):
+        rollout()
+    assert dynamodb.get_item(TableName=table, Key={"id": {"S": "kept"}}).get("Item")
+    dynamodb.delete_table(TableName=table)  # the next rollout of this module's stack creates it again

@@ -12,7 +12,7 @@ import pytest
 
 from infra import policy_rules
 from infra.policy_rules import Resource, violations
-from tests.conftest import Plan
+from tests.conftest import Plan, plan as evaluate_plan
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +64,8 @@ BROKEN = {
         {"Effect": "Allow", "Action": ["logs:GetQueryResults"], "Resource": "*"}))),
     "lambda_not_public": _edit("Permission", None, lambda i: i.update(principal="*")),
     "no_secrets_in_plain": _edit("Function", None, lambda i: _env(i, ALERT_EMAIL="oncall@example.com")),
+    "lambda_code_signed": _edit("CodeSigningConfig", None, lambda i: i.update(
+        policies={"untrustedArtifactOnDeployment": "Warn"})),
 }
 
 
@@ -96,6 +98,15 @@ def test_a_plain_alert_address_is_found(plan) -> None:
     broken = list(plan)
     _edit("TopicSubscription", None, lambda i: i.update(endpoint="oncall@example.com"))(broken)
     assert violations(broken) == {"no_secrets_in_plain": ["alerts-email: the alert address is not marked secret"]}
+
+
+def test_a_stack_deploying_unsigned_code_is_found() -> None:
+    unsigned = [Resource(r.type, r.name, r.inputs) for r in evaluate_plan({"code_signing": "off"}).resources if r.custom]
+    assert violations(unsigned) == {"lambda_code_signed": [
+        "traffic-analyzer: no code-signing configuration",
+        "traffic-analyzer: deploys a zip directly, not the signed copy in S3",
+        "the plan declares no code-signing configuration",
+    ]}
 
 
 def test_the_policy_pack_wraps_every_rule() -> None:

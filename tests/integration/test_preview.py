@@ -257,8 +257,10 @@ def test_analyzer_function_is_hardened_and_configured(default: Plan) -> None:
     assert i["deadLetterConfig"]["targetArn"] == outputs["lambda_dead_letter_queue_arn"]
     assert i["reservedConcurrentExecutions"] >= 1
     assert i["tracingConfig"]["mode"] == "Active"
-    assert i["code"]["archive"].endswith("build/lambda_pkg.zip")
-    assert i["sourceCodeHash"] == outputs["lambda_code_sha256"]
+    job = default.one("SigningJob", "analyzer-signing-job")
+    signed = job.inputs["destination"]["s3"]
+    assert "code" not in i and i["s3Bucket"] == signed["bucket"] and i["s3Key"].startswith(signed["prefix"])
+    assert i["codeSigningConfigArn"] == outputs["lambda_code_signing_config_arn"]
     env = i["environment"]["variables"]
     assert env == {
         c.ENV_VPC_A_LOG_GROUP: outputs["vpc_a_log_group_name"],
@@ -338,3 +340,48 @@ def test_missing_lambda_zip_is_a_config_error_not_a_crash(tmp_path) -> None:
     runner = PreviewRunner("dev", {"lambda_zip_path": str(tmp_path / "absent.zip")})
     with pytest.raises(InvalidStackConfig, match="vpcpeer lambda build"):
         runner.run()
+
+
+def test_the_function_deploys_the_signed_copy_of_the_reproducible_zip(default: Plan) -> None:
+    """CKV_AWS_272: the zip goes to a private, versioned, KMS-encrypted bucket; a Signer job
+    signs that object version with the stack's Lambda profile; the function deploys the
+    signed copy under a configuration that refuses anything else."""
+    [bucket] = default.of("Bucket")
+    bucket_name = default.one("BucketVersioning", "code-artifacts-versioning").inputs["bucket"]
+    assert bucket_name.startswith(bucket.inputs["bucketPrefix"])
+    versioning = default.one("BucketVersioning", "code-artifacts-versioning").inputs
+    assert versioning["versioningConfiguration"] == {"status": "Enabled"}
+    [rule] = default.one("BucketServerSideEncryptionConfiguration", "code-artifacts-encryption").inputs["rules"]
+    assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
+    assert rule["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"].startswith("arn:aws:kms:")
+    private = default.one("BucketPublicAccessBlock", "code-artifacts-private").inputs
+    assert all(private[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
+                                             "restrictPublicBuckets"))
+    unsigned = default.one("BucketObjectv2", "analyzer-unsigned-zip").inputs
+    assert unsigned["bucket"] == bucket_name and unsigned["source"]["archive"].endswith("build/lambda_pkg.zip")
+    profile = default.one("SigningProfile", "analyzer-signing-profile").inputs
+    assert profile["platformId"] == "AWSLambda-SHA384-ECDSA"
+    job = default.one("SigningJob", "analyzer-signing-job").inputs
+    assert job["source"]["s3"]["bucket"] == bucket_name and job["source"]["s3"]["key"] == unsigned["key"]
+    assert job["source"]["s3"]["version"] and job["ignoreSigningJobFailure"] is False
+    config = default.one("CodeSigningConfig", "analyzer-code-signing").inputs
+    assert config["policies"] == {"untrustedArtifactOnDeployment": "Enforce"}
+    [version_arn] = config["allowedPublishers"]["signingProfileVersionArns"]
+    assert f"/signing-profiles/{job['profileName']}/" in version_arn
+
+
+def test_code_signing_off_deploys_the_zip_itself_and_declares_no_signing() -> None:
+    unsigned = Plan(plan({"code_signing": "off"}))
+    [fn] = unsigned.of("Function")
+    assert fn.inputs["code"]["archive"].endswith("build/lambda_pkg.zip")
+    assert fn.inputs["sourceCodeHash"] == unsigned.result.outputs["lambda_code_sha256"]
+    assert "codeSigningConfigArn" not in fn.inputs and "s3Key" not in fn.inputs
+    kinds = {r.type.split(":")[1].split("/")[0] for r in unsigned.resources}
+    assert "signer" not in kinds and "s3" not in kinds and not unsigned.of("CodeSigningConfig")
+    assert unsigned.result.outputs["lambda_code_signing_config_arn"] is None
+
+
+@pytest.mark.parametrize("mode", ["warn", "Enforce", "true", "enforced"])
+def test_an_unknown_code_signing_mode_is_refused(mode: str) -> None:
+    with pytest.raises(InvalidStackConfig, match="code_signing.*Use one of enforce, off"):
+        plan({"code_signing": mode})

@@ -368,9 +368,15 @@ def test_components_pass_through_without_touching_the_engine(store, cloud) -> No
 def test_every_registered_type_is_consistent(token: str) -> None:
     rtype = REGISTRY[token]
     assert rtype.token == token and token.startswith("aws:")
-    assert type(rtype).create is not ResourceType.create
+    assert (type(rtype).create is not ResourceType.create) != bool(rtype.preview_only)
     assert not rtype.updatable_keys or rtype.can_update
     assert not rtype.overwrite_in_place or rtype.can_delete  # a PUT-style type must still be prunable
+
+
+def test_a_preview_only_type_says_why_the_emulator_cannot_create_it() -> None:
+    job = REGISTRY["aws:signer/signingJob:SigningJob"]
+    with pytest.raises(UnsupportedResourceType, match="SigningJob \\(sign\\): the embedded AWS .* code_signing: off"):
+        job.create(None, "sign", {})
 
 
 def test_the_subscription_can_be_replaced_when_its_secret_endpoint_changes() -> None:
