@@ -96,7 +96,11 @@ class Alerting(pulumi.ComponentResource):
                 aws.dynamodb.TableAttributeArgs(name=c.LEDGER_EXPIRES, type="N"),
             ],
             global_secondary_indexes=[aws.dynamodb.TableGlobalSecondaryIndexArgs(
-                name=c.LEDGER_DUE_INDEX, hash_key=c.LEDGER_DUE, range_key=c.LEDGER_EXPIRES, projection_type="ALL")],
+                name=c.LEDGER_DUE_INDEX, projection_type="ALL",
+                key_schemas=[
+                    aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(attribute_name=c.LEDGER_DUE, key_type="HASH"),
+                    aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(attribute_name=c.LEDGER_EXPIRES, key_type="RANGE"),
+                ])],
             ttl=aws.dynamodb.TableTtlArgs(attribute_name=c.LEDGER_PURGE, enabled=True),
             point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
             server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True, kms_key_arn=self.key.arn),

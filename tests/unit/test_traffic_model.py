@@ -10,12 +10,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from lambda_pkg.constants import DEFAULT_TRAFFIC_BASELINE, FLOW_LOG_V2_FIELDS
+from lambda_pkg.constants import DEFAULT_TRAFFIC_BASELINE, FLOW_LOG_V2_FIELDS, VPC_A, VPC_B
 from vpcpeer_orchestration.local import scenarios
 from vpcpeer_orchestration.local.traffic_model import (
     AGGREGATION_SECONDS,
-    VPC_A,
-    VPC_B,
     Event,
     FlowLogEmulatorError,
     Rule,

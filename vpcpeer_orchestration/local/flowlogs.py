@@ -24,10 +24,11 @@ from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Any
 
+from lambda_pkg.constants import VPC_A, VPC_B
 from vpcpeer_orchestration.local import scenarios
 from vpcpeer_orchestration.local.layout import StateObjects, flow_log_marker_key
 from vpcpeer_orchestration.local.topology import read_topology
-from vpcpeer_orchestration.local.traffic_model import VPC_A, VPC_B, Event, FlowLogEmulatorError, TrafficModel
+from vpcpeer_orchestration.local.traffic_model import Event, FlowLogEmulatorError, TrafficModel
 
 __all__ = [
     "CLOUDWATCH_MAX_EVENT_AGE",

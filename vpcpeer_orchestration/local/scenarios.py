@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from lambda_pkg.constants import DEFAULT_ALLOWED_PORTS
-from vpcpeer_orchestration.local.traffic_model import VPC_A, VPC_B, Event, FlowLogEmulatorError, TrafficModel
+from lambda_pkg.constants import DEFAULT_ALLOWED_PORTS, VPC_A, VPC_B
+from vpcpeer_orchestration.local.traffic_model import Event, FlowLogEmulatorError, TrafficModel
 
 Generator = Callable[[TrafficModel, datetime, random.Random], list[Event]]
 

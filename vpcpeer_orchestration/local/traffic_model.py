@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from lambda_pkg.constants import DEFAULT_TRAFFIC_BASELINE, VPC_A, VPC_B
+from lambda_pkg.constants import DEFAULT_TRAFFIC_BASELINE
 
 
 # Addresses per subnet the model places workloads on.
