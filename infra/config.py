@@ -18,6 +18,9 @@ from typing import Any
 
 from lambda_pkg.constants import (
     ANALYZER_ENGINES,
+    BASELINE_MODES,
+    DEFAULT_BASELINE,
+    ENV_BASELINE,
     DEFAULT_ALLOWED_PORTS,
     DEFAULT_ANOMALY_THRESHOLD_PERCENT,
     DEFAULT_TRAFFIC_BASELINE,
@@ -120,6 +123,7 @@ class StackConfig:
     rejected_connections_threshold: int = 50
     anomaly_threshold_percent: float = DEFAULT_ANOMALY_THRESHOLD_PERCENT
     traffic_baseline: float = float(DEFAULT_TRAFFIC_BASELINE)
+    baseline: str = DEFAULT_BASELINE
     lambda_schedule: str = "rate(1 hour)"
     analyzer_schedule_enabled: bool = False
     analyzer_engine: str = "insights"
@@ -178,6 +182,7 @@ class StackConfig:
             ENV_TRAFFIC_BASELINE: f"{self.traffic_baseline:g}",
             ENV_ANOMALY_THRESHOLD: f"{self.anomaly_threshold_percent:g}",
             ENV_ANALYZER_ENGINE: self.analyzer_engine,
+            ENV_BASELINE: self.baseline,
             ENV_STACK_NAME: self.stack,
             ENV_ALERT_LEDGER_TABLE: ledger_table,
         }
@@ -409,6 +414,12 @@ def validate_config(raw: Mapping[str, Any], *, stack: str, region: str | None) -
             raise InvalidStackConfig("lambda_schedule", f"{schedule!r}: {problem}",
                                      "Use rate(1 hour), rate(2 hours) or cron(15 * * * ? *).")
         values["lambda_schedule"] = schedule
+
+    if "baseline" in raw:
+        mode = _text("baseline", raw["baseline"])
+        if mode not in BASELINE_MODES:
+            raise InvalidStackConfig("baseline", f"{mode!r} is not a baseline", f"Use one of {', '.join(BASELINE_MODES)}.")
+        values["baseline"] = mode
 
     if "analyzer_engine" in raw:
         engine = _text("analyzer_engine", raw["analyzer_engine"])

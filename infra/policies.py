@@ -26,6 +26,7 @@ NO_RESOURCE_ACTIONS = frozenset(
         "logs:DescribeLogGroups",
         "logs:StopQuery",
         "cloudwatch:PutMetricData",
+        "cloudwatch:GetMetricStatistics",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
     }
@@ -134,6 +135,14 @@ def analyzer_policy(
             "Action": ["cloudwatch:PutMetricData"],
             "Resource": "*",
             "Condition": {"StringEquals": {"cloudwatch:namespace": METRIC_NAMESPACE}},
+        },
+        {
+            # Its own earlier datapoints: the learned baseline's history and the check that an
+            # hour's metrics are not published twice. The action takes no resource or namespace key.
+            "Sid": "ReadAnalyzerMetrics",
+            "Effect": "Allow",
+            "Action": ["cloudwatch:GetMetricStatistics"],
+            "Resource": "*",
         },
         {
             "Sid": "PublishAlerts",

@@ -76,6 +76,14 @@ DEFAULT_ALLOWED_PORTS = {
 # Reference defaults for the analyzer's thresholds.
 DEFAULT_TRAFFIC_BASELINE = 417  # requests per hour (~10,000 per day)
 DEFAULT_ANOMALY_THRESHOLD_PERCENT = 20.0
+
+# The traffic baseline: "learned" from the analyzer's own published metrics for the same hour of
+# day (of the week, once enough weeks are there), or the reference's "static" constant.
+BASELINE_LEARNED, BASELINE_STATIC = BASELINE_MODES = ("learned", "static")
+DEFAULT_BASELINE = BASELINE_LEARNED
+ENV_BASELINE = "BASELINE"
+DEFAULT_BASELINE_DAYS = 28  # how far back the history is read
+DEFAULT_BASELINE_MIN_DAYS = 3  # same-hour samples needed before the band replaces the constant
 # Logs Insights queries still running this long after the first started are stopped; well
 # inside the function's 300 s timeout, so a slow hour fails cleanly instead of being killed.
 DEFAULT_QUERY_DEADLINE_SECONDS = 240

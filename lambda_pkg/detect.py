@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lambda_pkg.baseline import static_band
+from lambda_pkg.constants import BASELINE_STATIC
 from lambda_pkg.settings import Thresholds
 
 HIGH, MEDIUM = "high", "medium"
@@ -18,6 +20,7 @@ SEVERITY_ORDER = (HIGH, MEDIUM)
 ANOMALY_SEVERITY = {
     "flow_logs_silent": HIGH,
     "traffic_spike": HIGH,
+    "traffic_drop": MEDIUM,
     "port_scan": HIGH,
     "external_traffic": HIGH,
     "unexpected_port": MEDIUM,
@@ -29,29 +32,71 @@ Anomaly = dict[str, Any]
 OTHER_PORTS = "other"
 
 
-def _anomaly(kind: str, vpc: str, description: str, subject: str, evidence: dict[str, Any]) -> Anomaly:
+def _anomaly(kind: str, vpc: str, description: str, subject: str, evidence: dict[str, Any],
+             severity: str | None = None) -> Anomaly:
     return {
         "type": kind,
         "vpc": vpc,
-        "severity": ANOMALY_SEVERITY[kind],
+        "severity": severity or ANOMALY_SEVERITY[kind],
         "description": description,
         "key": f"{kind}:{vpc}:{subject}",
         "evidence": evidence,
     }
 
 
+def requests_band(vpc: Mapping[str, Any], t: Thresholds) -> dict[str, Any]:
+    """The VPC's requests band: learned and attached to the report (lambda_pkg/baseline.py), or
+    the constant for a report analysed without history."""
+    return (vpc.get("baseline") or {}).get("total_requests") or static_band("total_requests", t, "no history read")
+
+
+def _learned_severity(deviation: float, t: Thresholds) -> str:
+    """Past the band is medium; past twice its half-width, high."""
+    return HIGH if deviation >= 2 * t.baseline_band_sigmas else MEDIUM
+
+
 def traffic_spike(vpc: Mapping[str, Any], t: Thresholds) -> list[Anomaly]:
-    """More requests than the baseline plus the threshold percentage."""
+    """More requests than the hour's band: learned from the same hour of earlier days, or the
+    reference's constant (baseline plus the threshold percentage)."""
     requests = vpc["total_requests"]
-    if requests <= t.spike_threshold:
+    band = requests_band(vpc, t)
+    if band["high"] is None or requests <= band["high"]:
         return []
+    evidence = {"total_requests": requests, "expected": band["expected"], "threshold": band["high"],
+                "baseline": band, "top_source_ips": vpc["top_source_ips"][:5]}
+    if band["method"] == BASELINE_STATIC:
+        return [_anomaly(
+            "traffic_spike", vpc["vpc"],
+            f"{requests} requests in the hour exceed the baseline of {t.traffic_baseline:g} "
+            f"by more than {t.anomaly_threshold_percent:g}% (threshold {t.spike_threshold:g})",
+            "volume", evidence,
+        )]
+    deviation = (requests - band["expected"]) / band["spread"]
     return [_anomaly(
         "traffic_spike", vpc["vpc"],
-        f"{requests} requests in the hour exceed the baseline of {t.traffic_baseline:g} "
-        f"by more than {t.anomaly_threshold_percent:g}% (threshold {t.spike_threshold:g})",
-        "volume",
-        {"total_requests": requests, "baseline": t.traffic_baseline, "threshold": t.spike_threshold,
-         "top_source_ips": vpc["top_source_ips"][:5]},
+        f"{requests} requests in the hour against {band['expected']:g} expected for this {band['basis']} "
+        f"(band up to {band['high']:g}, learned from {band['samples']} days): {deviation:.1f} deviations above",
+        "volume", {**evidence, "deviations": round(deviation, 2)}, severity=_learned_severity(deviation, t),
+    )]
+
+
+def traffic_drop(vpc: Mapping[str, Any], t: Thresholds) -> list[Anomaly]:
+    """Fewer requests than the learned band allows: a hole in the traffic (a link, a service or a
+    route gone). Only with a learned band, and only for an hour the flow log fully covered (a
+    blind hour is flow_logs_silent, not a drop)."""
+    requests = vpc["total_requests"]
+    band = requests_band(vpc, t)
+    coverage = vpc.get("coverage") or {}
+    if band["method"] == BASELINE_STATIC or not coverage.get("complete", True) or requests >= band["low"]:
+        return []
+    deviation = (band["expected"] - requests) / band["spread"]
+    return [_anomaly(
+        "traffic_drop", vpc["vpc"],
+        f"{requests} requests in the hour against {band['expected']:g} expected for this {band['basis']} "
+        f"(band down to {band['low']:g}, learned from {band['samples']} days): {deviation:.1f} deviations below",
+        "volume", {"total_requests": requests, "expected": band["expected"], "threshold": band["low"],
+                   "baseline": band, "deviations": round(deviation, 2)},
+        severity=_learned_severity(deviation, t),
     )]
 
 
@@ -152,7 +197,7 @@ def flow_logs_silent(vpc: Mapping[str, Any], t: Thresholds) -> list[Anomaly]:
     )]
 
 
-RULES = (flow_logs_silent, traffic_spike, port_scans, external_traffic, unexpected_ports, high_rejections)
+RULES = (flow_logs_silent, traffic_spike, traffic_drop, port_scans, external_traffic, unexpected_ports, high_rejections)
 
 
 def _count(anomaly: Anomaly) -> int:

@@ -54,3 +54,8 @@ class LedgerError(PublishError):
 
 class WindowNotSettled(InvalidWindow):
     """The window ends later than now minus the settle lag: its flow logs may still arrive."""
+
+
+class HistoryUnavailable(QueryFailedError):
+    """The published metrics a learned baseline reads could not be read: the hour is not judged
+    against the constant instead, silently."""

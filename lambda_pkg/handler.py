@@ -21,8 +21,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from lambda_pkg.analysis import analyze
+from lambda_pkg.baseline import History, lookback, read_history
 from lambda_pkg.delivery import Deliverer, anomaly_alerts, publish_metrics_once
-from lambda_pkg.constants import ANALYZER_ENGINES
+from lambda_pkg.constants import ANALYZER_ENGINES, BASELINE_STATIC
 from lambda_pkg.errors import InvalidAnalyzerConfig, InvalidEvent
 from lambda_pkg.ledger import AlertLedger
 from lambda_pkg.settings import config_from_env
@@ -99,7 +100,13 @@ def handle(event: Any, context: Any, *, environ: Mapping[str, str], clients: Cal
     invocation = Invocation.of(event, datetime.now(timezone.utc), config.settle_lag)
     window = invocation.window
     aws = clients()
-    report = analyze(config, window, aws.logs, aws.ec2, engine=invocation.engine)
+    # Standalone, the learned bands come from the metrics this function published for earlier
+    # hours; orchestrated, Dagster attaches them (it also knows the hours of its own run).
+    history: History | None = None
+    if not invocation.orchestrated:
+        history = {} if config.thresholds.baseline == BASELINE_STATIC else read_history(
+            aws.cloudwatch, [vpc.label for vpc in config.vpcs], *lookback(window.start, config.thresholds))
+    report = analyze(config, window, aws.logs, aws.ec2, engine=invocation.engine, history=history)
     origin = {
         "source": config.source,
         "request_id": getattr(context, "aws_request_id", None),

@@ -35,6 +35,14 @@ class Thresholds:
     port_scan_min_records: int = 20
     # A VPC whose log holds nothing while its peer logged this many accepted flows into it is blind.
     flow_logs_silent_min_peer_flows: int = 20
+    # The requests band (lambda_pkg/baseline.py): learned per VPC and hour, or the constant above.
+    baseline: str = c.DEFAULT_BASELINE
+    baseline_days: int = c.DEFAULT_BASELINE_DAYS
+    baseline_min_days: int = c.DEFAULT_BASELINE_MIN_DAYS
+    # Half-width of the band in robust standard deviations, and the least spread as a share of
+    # the expected value (an hour that varied by 2 % so far is not alarming at 7 %).
+    baseline_band_sigmas: float = 3.0
+    baseline_min_spread_percent: float = 10.0
 
     @property
     def spike_threshold(self) -> float:
@@ -97,6 +105,13 @@ def _number(env: Mapping[str, str], name: str, default: float, *, low: float | N
     return int(value) if integer else value
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = (env.get(name) or default).strip()
+    if value not in choices:
+        raise InvalidAnalyzerConfig(name, f"{value!r} is not one of {', '.join(choices)}", f"Use one of {', '.join(choices)}.")
+    return value
+
+
 def parse_ports(name: str, text: str) -> frozenset[int]:
     """Comma-separated TCP ports, whitespace tolerated."""
     ports = set()
@@ -135,9 +150,7 @@ def config_from_env(env: Mapping[str, str]) -> AnalyzerConfig:
         specs.append(VpcSpec(label, _required(env, group_var), _cidr(env, cidr_var), ports))
     if specs[0].cidr.overlaps(specs[1].cidr):
         raise InvalidAnalyzerConfig(c.ENV_VPC_B_CIDR, f"{specs[1].cidr} overlaps {specs[0].cidr}", "Peered VPC CIDRs are disjoint.")
-    engine = (env.get(c.ENV_ANALYZER_ENGINE) or "insights").strip()
-    if engine not in c.ANALYZER_ENGINES:
-        raise InvalidAnalyzerConfig(c.ENV_ANALYZER_ENGINE, f"{engine!r} is not an engine", f"Use one of {', '.join(c.ANALYZER_ENGINES)}.")
+    engine = _choice(env, c.ENV_ANALYZER_ENGINE, c.ANALYZER_ENGINES, "insights")
     try:
         log_format = FlowLogFormat.parse(env.get("FLOW_LOG_FORMAT"))
     except FormatError as exc:
@@ -155,7 +168,16 @@ def config_from_env(env: Mapping[str, str]) -> AnalyzerConfig:
         port_scan_min_records=_number(env, "PORT_SCAN_MIN_RECORDS", defaults.port_scan_min_records, low=1, integer=True),
         flow_logs_silent_min_peer_flows=_number(env, "FLOW_LOGS_SILENT_MIN_PEER_FLOWS",
                                                 defaults.flow_logs_silent_min_peer_flows, low=1, integer=True),
+        baseline=_choice(env, c.ENV_BASELINE, c.BASELINE_MODES, c.DEFAULT_BASELINE),
+        baseline_days=_number(env, "BASELINE_DAYS", defaults.baseline_days, low=1, high=455, integer=True),
+        baseline_min_days=_number(env, "BASELINE_MIN_DAYS", defaults.baseline_min_days, low=2, high=455, integer=True),
+        baseline_band_sigmas=_number(env, "BASELINE_BAND_SIGMAS", defaults.baseline_band_sigmas, low=0, low_open=True),
+        baseline_min_spread_percent=_number(env, "BASELINE_MIN_SPREAD_PERCENT", defaults.baseline_min_spread_percent,
+                                            low=0, high=100),
     )
+    if thresholds.baseline_min_days > thresholds.baseline_days:
+        raise InvalidAnalyzerConfig("BASELINE_MIN_DAYS", f"{thresholds.baseline_min_days} is more than BASELINE_DAYS "
+                                    f"({thresholds.baseline_days})", "Read at least as many days as the band needs.")
     return AnalyzerConfig(
         vpcs=tuple(specs),
         sns_topic_arn=_required(env, c.ENV_SNS_TOPIC_ARN),

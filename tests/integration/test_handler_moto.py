@@ -298,3 +298,36 @@ def test_a_log_silent_while_its_peer_logs_traffic_into_it_is_alerted(aws) -> Non
     [silent] = [a for a in report["anomalies"] if a["type"] == "flow_logs_silent"]
     assert silent["vpc"] == "VPC-A" and "VPC-B logged 40 accepted flows into it" in silent["description"]
     assert silent["evidence"]["peer_flows_in"] == 40 and silent["evidence"]["records"] == 0
+
+
+def test_standalone_the_band_is_learned_from_the_metrics_the_function_published(aws, monkeypatch) -> None:
+    """The standalone Lambda's history is its own published metrics: three earlier days of ~100
+    requests at this hour make 100 the expectation, so 200 is a spike although far under the
+    constant threshold (500); with BASELINE=static the same hour is quiet."""
+    from lambda_pkg.publish import MetricsPublisher
+    from lambda_pkg.window import Window
+
+    window = last_complete_hour(datetime.now(timezone.utc), timedelta(minutes=10))
+    for days in (1, 2, 3):
+        start = window.start - timedelta(days=days)
+        vpc = {"total_requests": 100 + days, "unique_sources": 5, "rejected_connections": 0,
+               "external_traffic_count": 0, "total_bytes": 1}
+        MetricsPublisher(aws["cloudwatch"]).publish({"vpcs": {"VPC-A": vpc, "VPC-B": vpc}},
+                                                    Window(start, start + timedelta(hours=1)))
+    ts = window.start_ms + 60_000
+    write(aws["logs"], ENV["VPC_A_LOG_GROUP"],
+          [(ts + i, v2_line(f"10.1.1.{i % 50 + 1}", "10.0.10.4", 40000 + i, 443)) for i in range(200)])
+    write(aws["logs"], ENV["VPC_B_LOG_GROUP"],
+          [(ts + i, v2_line("10.0.1.5", f"10.1.10.{i % 50 + 1}", 40000 + i, 443)) for i in range(102)])
+
+    report = lambda_handler({"window": window.to_json(), "orchestrated": True}, Context())
+    assert "baseline" not in report["vpcs"]["VPC-A"]  # orchestrated: Dagster attaches the bands
+    report = lambda_handler({"window": window.to_json()}, Context())
+    a = report["vpcs"]["VPC-A"]
+    assert a["expected_requests"] == 102 and a["baseline"]["total_requests"]["samples"] == 3
+    assert a["baseline"]["total_requests"]["method"] == "learned"
+    assert [(x["type"], x["vpc"]) for x in report["anomalies"]] == [("traffic_spike", "VPC-A")]
+
+    monkeypatch.setenv("BASELINE", "static")
+    static = lambda_handler({"window": window.to_json()}, Context())
+    assert static["vpcs"]["VPC-A"]["expected_requests"] == 417 and static["anomalies"] == []

@@ -273,6 +273,7 @@ def test_analyzer_function_is_hardened_and_configured(default: Plan) -> None:
         c.ENV_TRAFFIC_BASELINE: "417",
         c.ENV_ANOMALY_THRESHOLD: "20",
         c.ENV_ANALYZER_ENGINE: "insights",
+        c.ENV_BASELINE: "learned",
         c.ENV_STACK_NAME: "dev",
         c.ENV_ALERT_LEDGER_TABLE: outputs["alert_ledger_table_name"],
     }

@@ -37,7 +37,8 @@ def test_the_adapters_import_no_pulumi(module: str) -> None:
 
 
 def test_names_are_the_registry_keys_in_order_and_unique() -> None:
-    assert scenarios.names() == ("port-scan", "traffic-spike", "external-source", "unexpected-port", "reject-storm")
+    assert scenarios.names() == ("port-scan", "traffic-spike", "external-source", "unexpected-port", "reject-storm",
+                                "quiet-hour-surge")
     assert len(set(scenarios.names())) == len(scenarios.names())
     assert all(scenarios.SCENARIOS[name].name == name for name in scenarios.names())
 
@@ -61,6 +62,8 @@ def test_every_entry_is_documented_with_the_anomalies_it_causes(name: str) -> No
 
 def _readme_table() -> dict[str, tuple[str, str]]:
     text = (REPO / "README.md").read_text()
+    text = text[text.index("| scenario | what is written |"):]
+    text = text[:text.index("\n\n")]  # the scenarios table only
     rows = re.findall(r"^\| `([a-z-]+)` \| (.+?) \| (.+?) \|$", text, flags=re.MULTILINE)
     return {name: (written, reported.replace("`", "")) for name, written, reported in rows}
 

@@ -250,12 +250,20 @@ def check_reject_storm(events: list[Event]) -> None:
     assert {r["action"] for r in records} == {"REJECT"}
 
 
+def check_quiet_hour_surge(events: list[Event]) -> None:
+    normal = model().normal_hour(HOUR)
+    for log_group in (A_LOG, B_LOG):
+        extra, usual = len(ok_records(events, log_group)), len(ok_records(normal, log_group))
+        assert extra == pytest.approx(0.6 * usual, rel=0.1), (log_group, extra, usual)
+
+
 SCENARIO_CHECKS: dict[str, Callable[[list[Event]], None]] = {
     "port-scan": check_port_scan,
     "traffic-spike": check_traffic_spike,
     "external-source": check_external_source,
     "unexpected-port": check_unexpected_port,
     "reject-storm": check_reject_storm,
+    "quiet-hour-surge": check_quiet_hour_surge,
 }
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from lambda_pkg.constants import DEFAULT_ALLOWED_PORTS, VPC_A, VPC_B
-from vpcpeer_orchestration.local.traffic_model import Event, FlowLogEmulatorError, TrafficModel
+from vpcpeer_orchestration.local.traffic_model import Event, FlowLogEmulatorError, TrafficModel, diurnal
 
 Generator = Callable[[TrafficModel, datetime, random.Random], list[Event]]
 
@@ -35,6 +35,11 @@ class Scenario:
     reported: str  # what the analyzer reports (README table)
     anomalies: frozenset[tuple[str, str]]  # (anomaly type, VPC) the analyzer must report at least
     generate: Generator
+    # Where the scenario goes by default, given the last complete hour (None: the demo spaces it).
+    placement: Callable[[datetime], datetime] | None = None
+    # Days of history its detection needs (a learned baseline); the default demo runs only those
+    # that need none, so its day of hours shows each of them.
+    needs_history_days: int = 0
 
     def events(self, model: TrafficModel, hour: datetime) -> list[Event]:
         """The scenario's records for ``hour``, from an rng of its own (same seed, same records)."""
@@ -106,6 +111,24 @@ def _reject_storm(model: TrafficModel, hour: datetime, rng: random.Random) -> li
     return events
 
 
+# A surge at the quietest hour: this many times its usual volume in all (the normal hour plus the rest).
+QUIET_HOUR_SURGE_VOLUME = 1.6
+
+
+def quietest_hour_of_last_day(last_complete_hour: datetime) -> datetime:
+    """The quietest hour (by the traffic model's daily shape) of the last complete UTC day."""
+    day = last_complete_hour.replace(hour=0, minute=0, second=0, microsecond=0)
+    if last_complete_hour.hour != 23:
+        day -= timedelta(days=1)
+    return min((day + timedelta(hours=h) for h in range(24)), key=diurnal)
+
+
+def _quiet_hour_surge(model: TrafficModel, hour: datetime, rng: random.Random) -> list[Event]:
+    """The hour's own normal traffic again, 0.6 of it: 1.6 times the usual volume in all, which
+    at the quietest hour stays under the reference's constant threshold."""
+    return model.normal_hour(hour, volume=QUIET_HOUR_SURGE_VOLUME - 1)
+
+
 _ENTRIES = (
     Scenario(
         name="port-scan",
@@ -143,6 +166,17 @@ _ENTRIES = (
                  "in a busy hour also traffic_spike on VPC-B",
         anomalies=frozenset({("high_rejections", VPC_B), ("unexpected_port", VPC_A)}),
         generate=_reject_storm,
+    ),
+    Scenario(
+        name="quiet-hour-surge",
+        description="1.6 times the usual volume at the quietest hour of the last complete day "
+                    "(unless --at says otherwise), below the static threshold",
+        reported="traffic_spike on VPC-A and VPC-B with the learned baseline (after 3 days of history); "
+                 "nothing with baseline: static",
+        anomalies=frozenset({("traffic_spike", VPC_A), ("traffic_spike", VPC_B)}),
+        generate=_quiet_hour_surge,
+        placement=quietest_hour_of_last_day,
+        needs_history_days=3,
     ),
 )
 
