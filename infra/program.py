@@ -177,6 +177,7 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
         "lambda_code_sha256": code_hash,
         "lambda_code_signing_config_arn": signing.config.arn if signing else None,
         "sns_topic_arn": alerting.topic.arn,
+        "alarm_names": [alarm.name for alarm in [*alerting.alarms, *analyzer.alarms]],
         "alert_ledger_table_name": alerting.ledger.name,
         "dashboard_url": dashboard_url,
         "alert_email": pulumi.Output.secret(cfg.alert_email),

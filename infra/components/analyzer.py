@@ -166,7 +166,7 @@ class AnalyzerFunction(pulumi.ComponentResource):
             threshold=0,
             treat_missing_data="notBreaching",
         )
-        aws.cloudwatch.MetricAlarm(
+        errors = aws.cloudwatch.MetricAlarm(
             "analyzer-errors",
             name=f"{args.prefix}-analyzer-errors",
             alarm_description="The traffic analyzer failed: no analysis was published for that hour",
@@ -177,7 +177,7 @@ class AnalyzerFunction(pulumi.ComponentResource):
             opts=child,
             **alarm_common,
         )
-        aws.cloudwatch.MetricAlarm(
+        dead_letters = aws.cloudwatch.MetricAlarm(
             "analyzer-dead-letters",
             name=f"{args.prefix}-analyzer-dead-letters",
             alarm_description="Asynchronous analyzer invocations failed every retry and landed in the DLQ",
@@ -188,4 +188,5 @@ class AnalyzerFunction(pulumi.ComponentResource):
             opts=child,
             **{**alarm_common, "statistic": "Maximum", "period": 300},
         )
+        self.alarms = [errors, dead_letters]
         self.register_outputs({"function_arn": self.function.arn, "function_name": self.function.name})

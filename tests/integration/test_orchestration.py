@@ -13,6 +13,7 @@ import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from lambda_pkg.constants import DEFAULT_SETTLE_LAG_SECONDS, METRIC_NAMESPACE
+from lambda_pkg.detect import ANOMALY_SEVERITY
 from lambda_pkg.window import last_complete_hour
 from vpcpeer_orchestration.definitions import build_definitions
 from vpcpeer_orchestration.local.alerts import received_alerts
@@ -61,6 +62,21 @@ def test_rollout_materialises_the_stack_and_its_posture_checks_pass(env) -> None
                       "default_groups_empty": True}
     metadata = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
     assert metadata["peered_vpcs"]["aws_generation"].value == env["aws"].generation()
+    # Each network asset shows its own facts, read from the live stack's outputs.
+    outputs = env["stack"].outputs()
+    assert outputs["vpc_a_id"].startswith("vpc-") and metadata["peered_vpcs"]["vpc_a_id"].value == outputs["vpc_a_id"]
+    assert metadata["peered_vpcs"]["vpc_b_cidr"].value == "10.1.0.0/16"
+    assert metadata["peered_vpcs"]["vpcs"].value["VPC-A"]["private_subnet_ids"] == outputs["vpc_a_private_subnet_ids"]
+    rules = {(r.data["vpc"], r.data["port"], r.data["peer_cidr"]) for r in metadata["peering_security_groups"]["rules"].value.records}
+    assert rules == {("VPC-A", 443, "10.1.0.0/16"), ("VPC-A", 8080, "10.1.0.0/16"), ("VPC-B", 443, "10.0.0.0/16"),
+                     ("VPC-B", 3306, "10.0.0.0/16")}
+    assert metadata["flow_log_pipeline"]["vpc_b_flow_log_id"].value == outputs["vpc_b_flow_log_id"]
+    assert metadata["alerting"]["sns_topic_arn"].value == outputs["sns_topic_arn"]
+    assert "vpcpeer-dev-vpc-a-flow-logs-silent" in metadata["alerting"]["alarms"].value
+    assert metadata["analyzer_function"]["lambda_function_arn"].value == outputs["lambda_function_arn"]
+    assert metadata["analyzer_function"]["lambda_code_sha256"].value == outputs["lambda_code_sha256"]
+    assert metadata["monitoring_dashboard"]["dashboard_url"].value == outputs["dashboard_url"]
+    assert "vpc_a_id" not in metadata["alerting"] and "sns_topic_arn" not in metadata["peered_vpcs"]
 
 
 def test_the_rollout_deploys_the_zip_lambda_package_built(env) -> None:
@@ -131,6 +147,18 @@ def test_a_range_of_hours_runs_once_with_metadata_per_partition(env) -> None:
         requests = event.materialization.metadata["vpc_a_total_requests"].value
         assert requests == reports[event.partition]["vpcs"]["VPC-A"]["total_requests"]
     assert result.asset_value("anomaly_alerts")[KEY]["sent"] == 0  # alerted by the single-hour run before
+    # Each VPC's expected requests are plotted next to its requests, hour by hour.
+    assert all(e.materialization.metadata["vpc_a_expected_requests"].value
+               == reports[e.partition]["vpcs"]["VPC-A"]["expected_requests"] for e in events)
+    # One result per rule and hour: the Partitions view shows which hours failed which rule.
+    anomalies = result.asset_value("traffic_anomalies")
+    evaluations = result.get_asset_check_evaluations()
+    assert sorted((c.check_name, c.partition) for c in evaluations) == sorted(
+        (f"no_{kind}", key) for kind in ANOMALY_SEVERITY for key in reports)
+    for check in evaluations:
+        kind = check.check_name.removeprefix("no_")
+        assert check.passed is not any(a["type"] == kind for a in anomalies[check.partition])
+    assert not next(c for c in evaluations if c.check_name == "no_port_scan" and c.partition == KEY).passed
 
 
 def test_stack_drift_sensor_requests_a_rollout_on_drift(env) -> None:

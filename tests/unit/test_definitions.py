@@ -75,6 +75,7 @@ def test_checks_cover_posture_and_every_rule() -> None:
             ("peering_security_groups", "default_groups_empty")} <= checks
     rules = {name for asset, name in checks if asset == "traffic_anomalies"}
     assert rules == {"no_traffic_spike", "no_port_scan", "no_external_traffic", "no_unexpected_port", "no_high_rejections",
+                     "no_traffic_drop",
                      "no_flow_logs_silent"}
 
 

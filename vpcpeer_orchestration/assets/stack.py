@@ -58,6 +58,59 @@ CHECKS = [
 RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
+def asset_facts(outputs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What each network asset shows in the UI: its own resources, from the stack outputs."""
+    from lambda_pkg.constants import VPC_SLUGS
+
+    def per_vpc(*fields: str) -> dict[str, Any]:
+        return {label: {field: outputs.get(f"{slug}_{field}") for field in fields} for label, slug in VPC_SLUGS.items()}
+
+    def json(value: Any) -> dg.MetadataValue:
+        return dg.MetadataValue.json(value)
+
+    vpcs = per_vpc("id", "cidr", "public_subnet_ids", "private_subnet_ids")
+    facts = {
+        "peered_vpcs": {
+            **{f"{slug}_id": outputs.get(f"{slug}_id") for slug in VPC_SLUGS.values()},
+            **{f"{slug}_cidr": outputs.get(f"{slug}_cidr") for slug in VPC_SLUGS.values()},
+            "peering_connection_id": outputs.get("peering_connection_id"),
+            "vpcs": json(vpcs),
+        },
+        "peering_security_groups": {
+            **{f"{slug}_security_group_id": outputs.get(f"{slug}_security_group_id") for slug in VPC_SLUGS.values()},
+            "rules": dg.MetadataValue.table(
+                [dg.TableRecord({"vpc": label, "direction": "ingress", "protocol": "tcp", "port": port,
+                                 "peer_cidr": vpcs[peer]["cidr"]})
+                 for label, slug in VPC_SLUGS.items()
+                 for peer in [next(p for p in VPC_SLUGS if p != label)]
+                 for port in outputs.get(f"{slug}_allowed_ports") or []],
+                schema=dg.TableSchema(columns=[dg.TableColumn(n, t) for n, t in (
+                    ("vpc", "string"), ("direction", "string"), ("protocol", "string"), ("port", "int"),
+                    ("peer_cidr", "string"))])),
+        },
+        "flow_log_pipeline": {
+            **{f"{slug}_flow_log_id": outputs.get(f"{slug}_flow_log_id") for slug in VPC_SLUGS.values()},
+            **{f"{slug}_log_group_name": outputs.get(f"{slug}_log_group_name") for slug in VPC_SLUGS.values()},
+        },
+        "alerting": {
+            "sns_topic_arn": outputs.get("sns_topic_arn"),
+            "alert_ledger_table_name": outputs.get("alert_ledger_table_name"),
+            "alarms": json(outputs.get("alarm_names") or []),
+        },
+        "analyzer_function": {
+            "lambda_function_arn": outputs.get("lambda_function_arn"),
+            "lambda_code_sha256": outputs.get("lambda_code_sha256"),
+            "lambda_dead_letter_queue_arn": outputs.get("lambda_dead_letter_queue_arn"),
+            "lambda_code_signing_config_arn": outputs.get("lambda_code_signing_config_arn") or "none (code_signing: off)",
+        },
+        "monitoring_dashboard": {
+            "dashboard_url": dg.MetadataValue.url(outputs["dashboard_url"]) if outputs.get("dashboard_url")
+            else "none (create_dashboard: false)",
+        },
+    }
+    return {asset: {k: v for k, v in values.items() if v is not None} for asset, values in facts.items()}
+
+
 def evaluate_posture(stack: StackResource, outputs: dict[str, Any]) -> list[dg.AssetCheckResult]:
     """Every posture check as an AssetCheckResult (shared by the rollout and the drift sensor)."""
     ec2, cfg = stack.client("ec2"), stack.config()
@@ -90,16 +143,20 @@ def network_stack(context: dg.AssetExecutionContext, lambda_package: dict[str, A
     result = stack.rollout(package, log=context.log)
     outputs = json.loads(json.dumps(result.public_outputs(), default=str))
     context.log.info(f"rollout ({result.mode}): {dict(result.changes)}")
+    facts = asset_facts(outputs)
     for spec in STACK_SPECS:
         yield dg.MaterializeResult(
             asset_key=spec.key,
             metadata={
+                **facts[spec.key.to_user_string()],
                 "mode": result.mode,
                 "stack": result.stack,
-                "changes": dg.MetadataValue.json(dict(result.changes)),
-                "resource_counts": dg.MetadataValue.json(result.resource_counts()),
-                "outputs": dg.MetadataValue.json(outputs),
-                "lambda_sha256": lambda_package["sha256"],
+                # The rollout as a whole, once: on the first asset of the stack.
+                **({"changes": dg.MetadataValue.json(dict(result.changes)),
+                    "resource_counts": dg.MetadataValue.json(result.resource_counts())}
+                   if spec.key == PEERED_VPCS else {}),
+                **({"lambda_sha256": lambda_package["sha256"]} if spec.key.to_user_string() == "analyzer_function"
+                   else {}),
                 **({GENERATION_KEY: generation} if generation else {}),
             },
         )
