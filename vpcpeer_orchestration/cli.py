@@ -234,8 +234,12 @@ def cmd_local_simulate(args: argparse.Namespace) -> int:
     last = floor_hour(datetime.now(timezone.utc)) - timedelta(hours=1)
     at = floor_hour(datetime.fromisoformat(args.at.strip().replace("Z", "+00:00"))) if args.at else last
     injected = {}
+    from vpcpeer_orchestration.local.scenarios import SCENARIOS
+
     for i, name in enumerate(args.scenario or []):
-        hour = at - timedelta(hours=i)
+        placement = SCENARIOS[name].placement
+        # A scenario with a place of its own (the quiet-hour surge) goes there unless --at says otherwise.
+        hour = placement(last) if placement and not args.at else at - timedelta(hours=i)
         injected[f"{name}@{hour:%Y-%m-%dT%H:00Z}"] = emulator.inject(name, hour)
     stack.aws.flush()
     summary = {"hours_written": len(written), "records_written": sum(written.values()), "scenarios": injected}
@@ -271,8 +275,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on the embedded default, end to end."""
     from vpcpeer_orchestration.demo import run_demo
 
-    summary = run_demo(hours=args.hours, scenarios={} if args.no_scenarios else None, stack=args.stack,
-                       engine=args.engine)
+    from vpcpeer_orchestration.demo import demo_scenarios
+
+    scenarios = {} if args.no_scenarios else demo_scenarios(args.scenario) if args.scenario else None
+    summary = run_demo(hours=args.hours, scenarios=scenarios, stack=args.stack, engine=args.engine)
     if args.json:
         print(json.dumps(summary, indent=2))
     return 0
@@ -399,7 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = groups.add_parser("demo", help="the main job on the embedded default, end to end")
     demo.add_argument("--hours", type=_whole(1, MAX_BACKFILL_HOURS), default=24,
                       help=f"hours of flow logs to simulate and analyse (default 24, max {MAX_BACKFILL_HOURS})")
-    demo.add_argument("--no-scenarios", action="store_true", help="normal traffic only")
+    injected = demo.add_mutually_exclusive_group()
+    injected.add_argument("--no-scenarios", action="store_true", help="normal traffic only")
+    injected.add_argument("--scenario", action="append", choices=list(SCENARIOS), metavar="NAME",
+                          help="inject only this scenario (repeatable; default: every scenario that needs no history, "
+                               "4 hours apart): " + ", ".join(SCENARIOS))
     demo.add_argument("--stack", default="dev")
     demo.add_argument("--engine", choices=("raw", "insights"),
                       help="analyzer engine (default raw; insights runs the production queries on the embedded "

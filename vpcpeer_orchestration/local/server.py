@@ -202,6 +202,7 @@ class LocalAws:
             self.record_path.unlink(missing_ok=True)
             port = int(os.environ.get(PORT_ENV) or 0)
             log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+            written_before = log.tell()  # what earlier servers logged is not this one's reason
             env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "false"}
             process = subprocess.Popen(
                 [sys.executable, "-m", "vpcpeer_orchestration.local.moto_process", "--home", str(self.home),
@@ -217,9 +218,12 @@ class LocalAws:
                     return record
                 if process.poll() is not None:
                     if process.returncode == EXIT_STATE_LOST:
-                        raise EmbeddedStateLost(self._log_tail(1) or f"the embedded AWS at {self.home} lost its state")
-                    tail = self._log_tail()
-                    raise LocalAwsError(f"the embedded AWS exited with {process.returncode}: {tail} "
+                        raise EmbeddedStateLost(self._log_tail(1, since=written_before) or f"the embedded AWS at {self.home} lost its state")
+                    tail = self._log_tail(since=written_before)
+                    code = process.returncode
+                    how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+                    raise LocalAwsError(f"the embedded AWS {how} while starting"
+                                        f"{': ' + tail if tail else ', before it logged anything'} "
                                         f"(log: {self.log_path})")
                 if time.monotonic() > deadline:
                     process.kill()
@@ -229,9 +233,12 @@ class LocalAws:
                     progress(".")
                 time.sleep(0.2)
 
-    def _log_tail(self, lines: int = 5) -> str:
+    def _log_tail(self, lines: int = 5, since: int = 0) -> str:
+        """The last ``lines`` lines the server log holds past byte ``since``, joined on one line."""
         try:
-            text = self.log_path.read_text(errors="replace").strip().splitlines()
+            with open(self.log_path, "rb") as handle:
+                handle.seek(since)
+                text = handle.read().decode(errors="replace").strip().splitlines()
         except FileNotFoundError:
             return ""
         return " | ".join(text[-lines:])
