@@ -159,6 +159,15 @@ def test_a_range_of_hours_runs_once_with_metadata_per_partition(env) -> None:
         kind = check.check_name.removeprefix("no_")
         assert check.passed is not any(a["type"] == kind for a in anomalies[check.partition])
     assert not next(c for c in evaluations if c.check_name == "no_port_scan" and c.partition == KEY).passed
+    # What the UI's Partitions view of a check reads: a status per hour, not "missing".
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionResolvedStatus as Status
+
+    from vpcpeer_orchestration.partitions import HOURLY
+
+    scan = dg.AssetCheckKey(dg.AssetKey("traffic_anomalies"), "no_port_scan")
+    state = env["instance"].event_log_storage.get_asset_check_state([(scan, HOURLY)])[scan]
+    assert KEY in state.subsets[Status.FAILED].value.get_partition_keys()
+    assert set(reports) - {KEY} <= set(state.subsets[Status.SUCCEEDED].value.get_partition_keys())
 
 
 def test_stack_drift_sensor_requests_a_rollout_on_drift(env) -> None:

@@ -173,3 +173,20 @@ def test_a_quiet_hour_surge_is_flagged_by_the_learned_baseline_only() -> None:
     assert all(a["type"] == "traffic_spike" for a in learned[surge])
     assert [h for h, found in learned.items() if found and h != surge] == []
     assert _judge(counts, STATIC) == {h: [] for h in counts}
+
+
+def test_an_alert_subject_and_its_body_agree_on_the_severity() -> None:
+    """The severity of a learned spike depends on its deviation: the subject and the body's
+    severity group both say the anomaly's own severity, one message per anomaly."""
+    from lambda_pkg.delivery import anomaly_alerts
+
+    band = {"method": "learned", "basis": "hour of day", "samples": 5, "expected": 300.0, "low": 210.0,
+            "high": 390.0, "spread": 30.0}
+    found = [*traffic_spike(vpc(400, band), LEARNED), *traffic_spike({**vpc(700, band), "vpc": "VPC-B"}, LEARNED)]
+    assert [a["severity"] for a in found] == ["medium", "high"]
+    report = {"window": {"start": "2026-03-02T03:00:00Z", "end": "2026-03-02T04:00:00Z"}, "vpcs": {}}
+    for alert, anomaly in zip(anomaly_alerts("dev", report, found, {"source": "test"}), found):
+        severity = anomaly["severity"].upper()
+        assert alert.message.subject.startswith(f"vpcpeer: {severity} traffic_spike on {anomaly['vpc']}")
+        assert f"{severity} SEVERITY (1)" in alert.message.body
+        assert ("HIGH SEVERITY" in alert.message.body) == (severity == "HIGH")

@@ -184,6 +184,21 @@ def _anomaly_checks() -> list[dg.AssetCheckSpec]:
 ANOMALY_CHECKS = _anomaly_checks()
 
 
+def _materializations(context: dg.AssetExecutionContext, asset: dg.AssetKey, keys: list[str]) -> dict[str, Any]:
+    """The latest materialization of each partition in ``keys``, as a check evaluation names it."""
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluationTargetMaterializationData,
+    )
+
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset, asset_partitions=keys), limit=2 * len(keys)).records
+    latest: dict[str, Any] = {}
+    for record in records:  # newest first
+        latest.setdefault(record.partition_key, AssetCheckEvaluationTargetMaterializationData(
+            run_id=record.run_id, storage_id=record.storage_id, timestamp=record.timestamp))
+    return latest
+
+
 @hourly_asset(
     kinds={"python"}, io_manager_key="reports_io_manager", check_specs=ANOMALY_CHECKS,
     description="Anomalies detected in the hour's traffic report with the thresholds it was analysed with, each "
@@ -200,12 +215,15 @@ def traffic_anomalies(context: dg.AssetExecutionContext, traffic_analysis: Any):
                                    partition_key=key)
     yield dg.Output(result_value(values))
     # One evaluation per rule and hour (an AssetCheckResult would carry no partition in a
-    # multi-hour run), then the check's own output, which the step must produce.
+    # multi-hour run), each naming the hour's materialization it judged (without it the UI counts
+    # the hour's check as missing), then the check's own output, which the step must produce.
+    judged = _materializations(context, TRAFFIC_ANOMALIES, list(values))
     for kind, severity in ANOMALY_SEVERITY.items():
         for key, anomalies in values.items():
             found = [a for a in anomalies if a["type"] == kind]
             yield dg.AssetCheckEvaluation(
                 asset_key=TRAFFIC_ANOMALIES, check_name=f"no_{kind}", passed=not found, partition=key,
+                target_materialization_data=judged.get(key),
                 severity=dg.AssetCheckSeverity.ERROR if severity == HIGH else dg.AssetCheckSeverity.WARN,
                 metadata={"found": len(found),
                           "evidence": dg.MetadataValue.json([{"vpc": a["vpc"], "severity": a["severity"],
