@@ -23,8 +23,10 @@ from vpcpeer_orchestration.homes import REPO, dagster_home, prepare_dagster_home
 # Where the launches' output (and their run workers' console) goes: the demo prints its own
 # progress and one line per failure (failure_headline); each run's full log is in the UI.
 LAUNCH_LOG = Path("logs") / "demo-launches.log"
-# A run taking longer than this is stuck (a 335-hour analysis takes a few minutes).
+# A run taking longer than this is stuck (a rollout takes under a minute, a 335-hour analysis
+# a few minutes).
 ROLLOUT_TIMEOUT_SECONDS = 900
+ANALYSIS_TIMEOUT_SECONDS = 900
 ANALYSIS_TIMEOUT_SECONDS_PER_HOUR = 10
 # Errors that mean the embedded AWS stopped answering (botocore's names for them).
 _ENDPOINT_GONE = ("EndpointConnectionError", "ConnectionClosedError", "ConnectTimeoutError", "ReadTimeoutError")
@@ -173,7 +175,7 @@ def _demo(instance: Any, aws: Any, home: Path, hours: int, scenarios: dict[str, 
     for start_key, end_key in contiguous_ranges(missing, keys):
         tags = {ASSET_PARTITION_RANGE_START_TAG: start_key, ASSET_PARTITION_RANGE_END_TAG: end_key}
         analysis = wait(instance, launch("traffic_analysis_job", home=home, log=log, tags=tags, env=code_env),
-                        ROLLOUT_TIMEOUT_SECONDS + ANALYSIS_TIMEOUT_SECONDS_PER_HOUR * len(missing))
+                        ANALYSIS_TIMEOUT_SECONDS + ANALYSIS_TIMEOUT_SECONDS_PER_HOUR * len(missing))
         if not analysis.success:
             raise DemoFailed(f"traffic_analysis_job failed (run {analysis.run_id}): "
                              f"{failure_headline(analysis.events, aws)}")

@@ -62,28 +62,26 @@ def asset_facts(outputs: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """What each network asset shows in the UI: its own resources, from the stack outputs."""
     from lambda_pkg.constants import VPC_SLUGS
 
-    def per_vpc(*fields: str) -> dict[str, Any]:
-        return {label: {field: outputs.get(f"{slug}_{field}") for field in fields} for label, slug in VPC_SLUGS.items()}
-
-    def json(value: Any) -> dg.MetadataValue:
-        return dg.MetadataValue.json(value)
-
-    vpcs = per_vpc("id", "cidr", "public_subnet_ids", "private_subnet_ids")
+    vpcs = {label: {field: outputs.get(f"{slug}_{field}") for field in ("id", "cidr", "public_subnet_ids",
+                                                                        "private_subnet_ids")}
+            for label, slug in VPC_SLUGS.items()}
+    (a, a_slug), (b, b_slug) = VPC_SLUGS.items()
+    # Each VPC's declared ingress ports, allowed from the other VPC's CIDR.
+    ingress = [(a, outputs.get(f"{a_slug}_allowed_ports") or [], vpcs[b]["cidr"]),
+               (b, outputs.get(f"{b_slug}_allowed_ports") or [], vpcs[a]["cidr"])]
     facts = {
         "peered_vpcs": {
             **{f"{slug}_id": outputs.get(f"{slug}_id") for slug in VPC_SLUGS.values()},
             **{f"{slug}_cidr": outputs.get(f"{slug}_cidr") for slug in VPC_SLUGS.values()},
             "peering_connection_id": outputs.get("peering_connection_id"),
-            "vpcs": json(vpcs),
+            "vpcs": dg.MetadataValue.json(vpcs),
         },
         "peering_security_groups": {
             **{f"{slug}_security_group_id": outputs.get(f"{slug}_security_group_id") for slug in VPC_SLUGS.values()},
             "rules": dg.MetadataValue.table(
                 [dg.TableRecord({"vpc": label, "direction": "ingress", "protocol": "tcp", "port": port,
-                                 "peer_cidr": vpcs[peer]["cidr"]})
-                 for label, slug in VPC_SLUGS.items()
-                 for peer in [next(p for p in VPC_SLUGS if p != label)]
-                 for port in outputs.get(f"{slug}_allowed_ports") or []],
+                                 "peer_cidr": peer_cidr})
+                 for label, ports, peer_cidr in ingress for port in ports],
                 schema=dg.TableSchema(columns=[dg.TableColumn(n, t) for n, t in (
                     ("vpc", "string"), ("direction", "string"), ("protocol", "string"), ("port", "int"),
                     ("peer_cidr", "string"))])),
@@ -95,7 +93,7 @@ def asset_facts(outputs: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "alerting": {
             "sns_topic_arn": outputs.get("sns_topic_arn"),
             "alert_ledger_table_name": outputs.get("alert_ledger_table_name"),
-            "alarms": json(outputs.get("alarm_names") or []),
+            "alarms": dg.MetadataValue.json(outputs.get("alarm_names") or []),
         },
         "analyzer_function": {
             "lambda_function_arn": outputs.get("lambda_function_arn"),
