@@ -53,6 +53,8 @@ SCAN_CANDIDATE_MIN = 5  # sources touching fewer distinct ports and hosts are no
 EVIDENCE_N = 5
 # Unexpected ports reported with their top sources (the busiest first); the rest are summed.
 EVIDENCE_PORTS = 50
+# Talker addresses and ports a report lists at most, each (lambda_pkg/talkers.py learns them).
+TALKERS_LISTED = 256
 # Entries at most in all evidence tables together ((port, source) counts, (source, port) and
 # (source, host) sets): about 100 MB; past it, known entries still count and new ones are dropped.
 EVIDENCE_ENTRIES = 2_000_000
@@ -135,8 +137,10 @@ class FlowClass:
     unexpected: bool  # into this VPC, not a reply, on a port it does not serve
     unexpected_to_peer: bool  # from this VPC into the peer on a port the peer does not serve
     scan: bool  # a rejected TCP/UDP flow: a probe, if a source has many
+    talks: bool  # accepted, between the two VPCs (either way, replies too): its source is a talker
+    serves: bool  # such a TCP/UDP flow into this VPC that is not a reply: its port is a service talked to
 
-    evidence: bool  # any of the last three: evidence tables are kept for it
+    evidence: bool  # unexpected, unexpected_to_peer or scan: evidence tables are kept for it
 
     @classmethod
     def of(cls, src_place: str, dst_place: str, sport_class: str, dport_kind: PortKind | str, protocol: str,
@@ -152,6 +156,7 @@ class FlowClass:
         unexpected = inbound and not dport_kind[1]
         unexpected_to_peer = toward_peer and not dport_kind[2]
         scan = port_proto and rejected
+        talks = not rejected and {src_place, dst_place} == {IN_SELF, IN_PEER}
         return cls(
             rejected=rejected,
             external=src_place in (EXTERNAL, IPV6),  # DESIGN: a source in neither VPC CIDR
@@ -162,6 +167,8 @@ class FlowClass:
             unexpected=unexpected,
             unexpected_to_peer=unexpected_to_peer,
             scan=scan,
+            talks=talks,
+            serves=talks and port_proto and not reply and dst_place == IN_SELF,
             evidence=scan or unexpected or unexpected_to_peer,
         )
 
@@ -729,6 +736,7 @@ class VpcTraffic:
                 "scan_candidates": t.scan_candidates(s.widths, s.samples),
                 "truncated": sorted(self.truncated),
             },
+            "talkers": talkers(t),
         }
         if s.approximate:
             # Fields that are bounds or samples, not counts, each with what it means instead.
@@ -784,6 +792,8 @@ class ReportTables:
         self.unsolicited_ports: Counter[str] = Counter()
         self.unexpected: Counter[str] = Counter()
         self.unexpected_to_peer: Counter[str] = Counter()
+        self.talker_sources: Counter[str] = Counter()  # flows between the VPCs per source
+        self.talker_ports: Counter[str] = Counter()  # requests from the peer per service port of this VPC
 
     @classmethod
     def of(cls, traffic: VpcTraffic) -> ReportTables:
@@ -811,12 +821,15 @@ class ReportTables:
                 t.port_records.update(counts)
                 if c.rejected:
                     t.port_rejects.update(counts)
+            if c.talks:
+                t.talker_sources.update(counts)
         t.ports.update(traffic.ports)
         for cid, counts in enumerate(traffic._by_port):
             c = classes[cid]
             t.ports.update(counts)
             for flag, table in ((c.rejected, t.rejected_ports), (c.unsolicited, t.unsolicited_ports),
-                                (c.unexpected, t.unexpected), (c.unexpected_to_peer, t.unexpected_to_peer)):
+                                (c.unexpected, t.unexpected), (c.unexpected_to_peer, t.unexpected_to_peer),
+                                (c.serves, t.talker_ports)):
                 if flag:
                     table.update(counts)
         return t
@@ -832,6 +845,20 @@ class ReportTables:
              "sample_ports": list(samples.get(s, ()))}
             for s in ranked
         ]
+
+
+def talkers(t: ReportTables) -> dict[str, Any]:
+    """Who talked across the peering in the hour: the sources of accepted flows between the VPCs,
+    each with its flows (replies included, so a host that answered is one), and this VPC's ports
+    the peer opened connections to.
+    At most TALKERS_LISTED of each, busiest first (``truncated`` counts the rest), so a sweep of
+    new addresses cannot grow the report or the talker state without bound."""
+    listed: dict[str, Any] = {"truncated": 0}
+    for name, counts, order in (("hosts", t.talker_sources, str), ("ports", t.talker_ports, int)):
+        kept = heapq.nsmallest(TALKERS_LISTED, counts.items(), key=lambda kv: (-kv[1], order(kv[0])))
+        listed[name] = dict(sorted(kept, key=lambda kv: order(kv[0])))
+        listed["truncated"] += len(counts) - len(kept)
+    return listed
 
 
 def busiest_ports(counts: Mapping[str, int]) -> list[tuple[str, int]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from lambda_pkg import baseline
+from lambda_pkg import baseline, talkers
 from lambda_pkg.aggregate import traffic_for
 from lambda_pkg.baseline import History
 from lambda_pkg.coverage import assess, delivered_since, flow_logs_by_group
@@ -35,12 +35,15 @@ def make_engine(name: str, logs_client: Any, config: AnalyzerConfig) -> Engine:
 
 
 def analyze(config: AnalyzerConfig, window: Window, logs_client: Any, ec2_client: Any,
-            engine: str | None = None, history: History | None = None) -> dict[str, Any]:
+            engine: str | None = None, history: History | None = None,
+            known_talkers: talkers.State | None = None) -> dict[str, Any]:
     """Analyse ``window``; raises on any failure so a failed read is never a quiet hour.
 
     Each VPC's report carries its ``coverage``: whether its flow log saw the whole window.
     With ``history`` (the published hourly metrics before the window), each VPC also carries
-    its learned bands and ``expected_requests``, and the volume rules use them.
+    its learned bands and ``expected_requests``, and the volume rules use them. With
+    ``known_talkers`` (lambda_pkg/talkers.py; learned into in place), each VPC carries its
+    ``new_talkers``.
     """
     chosen = make_engine(engine or config.engine, logs_client, config)
     traffic = traffic_for(config, window)
@@ -52,11 +55,12 @@ def analyze(config: AnalyzerConfig, window: Window, logs_client: Any, ec2_client
         alive = delivered_since(logs_client, vpc["log_group"], window.end_ms) if empty else True
         vpc["coverage"] = assess(vpc, vpcs[vpc["peer"]], flow_logs[vpc["log_group"]], window, config.thresholds,
                                  delivered_after=alive)
-    return build_report(config, window, chosen.name, stats, vpcs, history)
+    return build_report(config, window, chosen.name, stats, vpcs, history, known_talkers)
 
 
 def build_report(config: AnalyzerConfig, window: Window, engine: str, stats: dict[str, Any],
-                 vpcs: dict[str, dict[str, Any]], history: History | None = None) -> dict[str, Any]:
+                 vpcs: dict[str, dict[str, Any]], history: History | None = None,
+                 known_talkers: talkers.State | None = None) -> dict[str, Any]:
     """The report (DESIGN "Contracts") around per-VPC reports that carry their coverage."""
     report = {
         "report_version": REPORT_VERSION,
@@ -69,5 +73,7 @@ def build_report(config: AnalyzerConfig, window: Window, engine: str, stats: dic
     }
     if history is not None:
         baseline.attach(report, history, config.thresholds)
+    if known_talkers is not None and config.thresholds.talker_days:
+        talkers.attach(report, known_talkers, config.thresholds.talker_days)
     report["anomalies"] = detect_anomalies(vpcs, config.thresholds)
     return report

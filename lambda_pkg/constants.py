@@ -84,6 +84,9 @@ DEFAULT_BASELINE = BASELINE_LEARNED
 ENV_BASELINE = "BASELINE"
 DEFAULT_BASELINE_DAYS = 28  # how far back the history is read
 DEFAULT_BASELINE_MIN_DAYS = 3  # same-hour samples needed before the band replaces the constant
+# A host or service port not seen across the peering for this many days is a new talker (0: off).
+DEFAULT_TALKER_DAYS = 7
+ENV_TALKER_DAYS = "TALKER_DAYS"
 # Logs Insights queries still running this long after the first started are stopped; well
 # inside the function's 300 s timeout, so a slow hour fails cleanly instead of being killed.
 DEFAULT_QUERY_DEADLINE_SECONDS = 240

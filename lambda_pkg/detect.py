@@ -25,11 +25,14 @@ ANOMALY_SEVERITY = {
     "external_traffic": HIGH,
     "unexpected_port": MEDIUM,
     "high_rejections": MEDIUM,
+    "new_talker": MEDIUM,
 }
 
 Anomaly = dict[str, Any]
 # The evidence entry that sums the unexpected ports beyond those listed one by one.
 OTHER_PORTS = "other"
+# New talkers of one VPC and hour reported one by one; the rest are one anomaly.
+NEW_TALKERS_LISTED = 10
 
 
 def _anomaly(kind: str, vpc: str, description: str, subject: str, evidence: dict[str, Any],
@@ -197,7 +200,34 @@ def flow_logs_silent(vpc: Mapping[str, Any], t: Thresholds) -> list[Anomaly]:
     )]
 
 
-RULES = (flow_logs_silent, traffic_spike, traffic_drop, port_scans, external_traffic, unexpected_ports, high_rejections)
+def new_talkers(vpc: Mapping[str, Any], t: Thresholds) -> list[Anomaly]:
+    """Hosts of this VPC, or its service ports, talking across the peering for the first time in
+    ``talker_days`` (the verdict lambda_pkg/talkers.py attached; none while it is learning)."""
+    verdict = vpc.get("new_talkers") or {}
+    new = verdict.get("new", [])
+    found = []
+    for talker in new[:NEW_TALKERS_LISTED]:
+        what = (f"{talker['value']} talked across the peering" if talker["kind"] == "host" else
+                f"port {talker['value']} of {vpc['vpc']} was opened from the peer")
+        found.append(_anomaly(
+            "new_talker", vpc["vpc"],
+            f"{what} for the first time in {t.talker_days} days ({talker['flows']} flows in the hour)",
+            f"{talker['kind']}:{talker['value']}", {**talker, "count": talker["flows"], "days": t.talker_days},
+        ))
+    rest = new[NEW_TALKERS_LISTED:]
+    if rest:
+        found.append(_anomaly(
+            "new_talker", vpc["vpc"],
+            f"{len(rest)} further hosts or ports of {vpc['vpc']} talked across the peering for the first time in "
+            f"{t.talker_days} days ({sum(r['flows'] for r in rest)} flows in the hour)",
+            "others", {"talkers": len(rest), "count": sum(r["flows"] for r in rest),
+                       "sample": [r["value"] for r in rest[:NEW_TALKERS_LISTED]], "days": t.talker_days},
+        ))
+    return found
+
+
+RULES = (flow_logs_silent, traffic_spike, traffic_drop, port_scans, external_traffic, unexpected_ports, high_rejections,
+         new_talkers)
 
 
 def _count(anomaly: Anomaly) -> int:

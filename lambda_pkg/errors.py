@@ -52,6 +52,11 @@ class LedgerError(PublishError):
     """The delivery ledger could not be read or written: nothing is published without it."""
 
 
+class TalkerStateUnavailable(AnalyzerError):
+    """The state of known talkers (lambda_pkg/talkers.py) could not be read or written: an hour
+    is never judged as if nothing were known (every host new) nor learned into nothing."""
+
+
 class WindowNotSettled(InvalidWindow):
     """The window ends later than now minus the settle lag: its flow logs may still arrive."""
 

@@ -26,7 +26,8 @@ from lambda_pkg.delivery import Deliverer, anomaly_alerts, publish_metrics_once
 from lambda_pkg.constants import ANALYZER_ENGINES, BASELINE_STATIC
 from lambda_pkg.errors import InvalidAnalyzerConfig, InvalidEvent
 from lambda_pkg.ledger import AlertLedger
-from lambda_pkg.settings import config_from_env
+from lambda_pkg.settings import AnalyzerConfig, config_from_env
+from lambda_pkg.talkers import State, TalkerStore, epoch_hour, observed
 from lambda_pkg.window import Window, window_for_event
 
 
@@ -93,6 +94,13 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     return report
 
 
+def _ledger_table(config: AnalyzerConfig) -> str:
+    if not config.ledger_table:
+        raise InvalidAnalyzerConfig("ALERT_LEDGER_TABLE", "is not set",
+                                    "Set it to the stack's alert ledger table (the Pulumi program does).")
+    return config.ledger_table
+
+
 def handle(event: Any, context: Any, *, environ: Mapping[str, str], clients: Callable[[], Clients]) -> dict[str, Any]:
     """The handler with its environment and clients given: the orchestrator runs the same
     code in-process against the embedded AWS (whose Lambda cannot run handlers)."""
@@ -102,11 +110,19 @@ def handle(event: Any, context: Any, *, environ: Mapping[str, str], clients: Cal
     aws = clients()
     # Standalone, the learned bands come from the metrics this function published for earlier
     # hours; orchestrated, Dagster attaches them (it also knows the hours of its own run).
+    # Likewise the known talkers: from the ledger table's talker state, shared with Dagster.
     history: History | None = None
+    known: State | None = None
+    store: TalkerStore | None = None
+    version = 0
     if not invocation.orchestrated:
         history = {} if config.thresholds.baseline == BASELINE_STATIC else read_history(
             aws.cloudwatch, [vpc.label for vpc in config.vpcs], *lookback(window.start, config.thresholds))
-    report = analyze(config, window, aws.logs, aws.ec2, engine=invocation.engine, history=history)
+        if config.thresholds.talker_days:
+            store = TalkerStore(aws.dynamodb, _ledger_table(config), config.stack)
+            known, version = store.load()
+    report = analyze(config, window, aws.logs, aws.ec2, engine=invocation.engine, history=history,
+                     known_talkers=known)
     origin = {
         "source": config.source,
         "request_id": getattr(context, "aws_request_id", None),
@@ -116,10 +132,11 @@ def handle(event: Any, context: Any, *, environ: Mapping[str, str], clients: Cal
     published: dict[str, Any] = {"metrics": False, "alerts_sent": [], "alerts_already_sent": [],
                                  "redelivered": []}
     if not invocation.orchestrated:
-        if not config.ledger_table:
-            raise InvalidAnalyzerConfig("ALERT_LEDGER_TABLE", "is not set",
-                                        "Set it to the stack's alert ledger table (the Pulumi program does).")
-        ledger = AlertLedger(aws.dynamodb, config.ledger_table, claim_seconds=config.claim_seconds)
+        if store is not None and known is not None:
+            # Learned before the alerts go out: an SNS outage does not hold learning back, and a
+            # retry still finds this hour's talkers new (their first hour is this one).
+            store.save(known, version, [(epoch_hour(report), observed(report))], config.thresholds.talker_days)
+        ledger = AlertLedger(aws.dynamodb, _ledger_table(config), claim_seconds=config.claim_seconds)
         owner = f"lambda:{origin['request_id'] or uuid.uuid4()}"
         deliverer = Deliverer(ledger, aws.sns, config.sns_topic_arn, owner)
         redelivered = deliverer.drain(prefix=f"{config.stack}/")

@@ -43,6 +43,8 @@ class Thresholds:
     # the expected value (an hour that varied by 2 % so far is not alarming at 7 %).
     baseline_band_sigmas: float = 3.0
     baseline_min_spread_percent: float = 10.0
+    # New talkers (lambda_pkg/talkers.py): not seen across the peering for this many days; 0 is off.
+    talker_days: int = c.DEFAULT_TALKER_DAYS
 
     @property
     def spike_threshold(self) -> float:
@@ -174,6 +176,7 @@ def config_from_env(env: Mapping[str, str]) -> AnalyzerConfig:
         baseline_band_sigmas=_number(env, "BASELINE_BAND_SIGMAS", defaults.baseline_band_sigmas, low=0, low_open=True),
         baseline_min_spread_percent=_number(env, "BASELINE_MIN_SPREAD_PERCENT", defaults.baseline_min_spread_percent,
                                             low=0, high=100),
+        talker_days=_number(env, c.ENV_TALKER_DAYS, defaults.talker_days, low=0, high=90, integer=True),
     )
     if thresholds.baseline_min_days > thresholds.baseline_days:
         raise InvalidAnalyzerConfig("BASELINE_MIN_DAYS", f"{thresholds.baseline_min_days} is more than BASELINE_DAYS "

@@ -70,6 +70,8 @@ class VpcTraffic:
         self.unexpected_to_peer: Counter[int] = Counter()
         self.unexpected_to_peer_sources: Counter[tuple[int, str]] = Counter()
         self.accepted_to_peer = 0
+        self.talker_sources: Counter[str] = Counter()
+        self.talker_ports: Counter[int] = Counter()
         self._scan: dict[str, list[Any]] = {}
 
     # -- classification ---------------------------------------------------------------
@@ -165,6 +167,12 @@ class VpcTraffic:
             self.unexpected_to_peer[dport] += weight
             self.unexpected_to_peer_sources[(dport, src)] += weight
 
+        if not rejected and {src_place, dst_place} == {IN_SELF, IN_PEER}:
+            # Between the two VPCs, either way: its source talks across the peering.
+            self.talker_sources[src] += weight
+            if record.protocol in PORT_PROTOCOLS and dst_place == IN_SELF and not self._is_reply(src_place, sport, dport):
+                self.talker_ports[dport] += weight
+
         if record.protocol in PORT_PROTOCOLS:
             scan = self._scan.get(src)
             if scan is None:
@@ -244,6 +252,8 @@ class VpcTraffic:
                 },
                 "scan_candidates": scan_candidates[:EVIDENCE_N * 2],
             },
+            "talkers": {"hosts": dict(sorted(self.talker_sources.items())),
+                        "ports": {str(p): c for p, c in sorted(self.talker_ports.items())}, "truncated": 0},
         }
 
 

@@ -1,7 +1,8 @@
 """The one Definitions object of the vpcpeer code location, assembled explicitly.
 
-``defs`` is loaded lazily (``@dg.definitions``): importing this module reads no
-environment variable and builds nothing. When Dagster loads the code location,
+``defs`` is loaded lazily (``@dg.definitions``): importing this module builds nothing and
+reads only where the hourly partitions start (``partitions.py``: an asset's partitions are
+fixed when it is declared). When Dagster loads the code location,
 ``VPCPEER_TARGET`` picks the target's resources (and, on the embedded target, the
 flow-log emulator's asset) once; settings reach the resources as ``dg.EnvVar``.
 """

@@ -159,6 +159,13 @@ def _demo(instance: Any, aws: Any, home: Path, hours: int, scenarios: dict[str, 
     outside = [name for name, offset in scenarios.items() if offset >= hours]
     if outside:
         say(f"      not in the {hours} hour(s) analysed, so not injected: {', '.join(outside)} (use more --hours)")
+    from vpcpeer_orchestration.local.scenarios import SCENARIOS
+
+    for name, offset in scenarios.items():
+        needed = SCENARIOS[name].needs_history_days * 24
+        if offset < hours and hours - 1 - offset < needed:
+            say(f"      {name} needs {needed // 24} days of history before its hour, and {hours - 1 - offset} hour(s) "
+                f"of this demo come before it: it may only be learned (use --hours {needed + offset + 1})")
     injected = {name: emulator.inject(name, last - timedelta(hours=offset))
                 for name, offset in scenarios.items() if offset < hours}
     aws.flush()

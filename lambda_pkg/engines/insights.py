@@ -256,6 +256,7 @@ def _adopt_summary(agg: VpcTraffic, counts: plan.PortsDecoded, results: dict[tup
     t.unexpected, t.unexpected_to_peer = counts.tables["u"], counts.tables["p"]
     t.sources, t.rejected_sources, t.unsolicited_sources = sources.records, sources.rejected, sources.unsolicited
     t.port_records, t.port_rejects = sources.port_records, sources.port_rejects
+    t.talker_sources, t.talker_ports = sources.talks, counts.tables["t"]
 
     approximate: dict[str, str] = {}
     if sources.widths:
@@ -264,6 +265,8 @@ def _adopt_summary(agg: VpcTraffic, counts: plan.PortsDecoded, results: dict[tup
             "very high cardinality; sample_ports are not read")
     if not sources.complete:
         approximate["unique_sources"] = f"a lower bound: only the {ROW_LIMIT} busiest sources are returned"
+        approximate["talkers.hosts"] = (f"from the {ROW_LIMIT} busiest sources; a host with fewer flows is learned "
+                                        "in a later hour")
         for name, table, n in (("top_source_ips", sources.records, TOP_N),
                                ("evidence.rejections.top_sources", sources.rejected, EVIDENCE_N),
                                ("evidence.unsolicited_external.top_sources", sources.unsolicited, EVIDENCE_N)):

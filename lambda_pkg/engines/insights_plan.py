@@ -5,7 +5,8 @@ the plan is chosen by what each partition can return exactly:
 
 * ``ports_query`` (every hour, first): records grouped by ``floor(dstPort / 8)``, each row
   carrying eight per-port columns of each per-port table (all flows, rejected, unsolicited,
-  unexpected into this VPC, unexpected into the peer) and the hour's sums. 65,536 ports make
+  unexpected into this VPC, unexpected into the peer, services the peer opened connections
+  to) and the hour's sums. 65,536 ports make
   at most 8,192 rows, so every count and every port of the report is exact whatever the
   volume or the scan.
 * ``insights.build_query`` (hours of at most ROW_LIMIT records): the flow tuple, as the raw
@@ -46,7 +47,8 @@ PORTS_PER_ROW = 8  # 65,536 ports / 8 = 8,192 rows, under ROW_LIMIT
 EPHEMERAL_MIN = 1024  # the same boundary as the aggregation's (aggregate.EPHEMERAL_MIN)
 
 # The per-port tables of ``ports_query``: column prefix -> flag the flows must carry ("" = all).
-PORT_TABLES = {"n": "", "r": "rejected", "s": "unsolicited", "u": "unexpected", "p": "unexpectedToPeer"}
+PORT_TABLES = {"n": "", "r": "rejected", "s": "unsolicited", "u": "unexpected", "p": "unexpectedToPeer",
+               "t": "serves"}
 # The hour's sums ``ports_query`` adds to every row.
 PORT_SUMS = ("records", "bytes", "packets", "external", "ipv6", "acceptedToPeer")
 
@@ -92,10 +94,11 @@ def class_fields(spec: VpcSpec, peer: VpcSpec) -> str:
         "| fields (portProto and not reply and dstSelf and not srcSelf) as inbound,"
         " (portProto and not reply and srcSelf and dstPeer) as towardPeer,"
         " (not srcSelf and not srcPeer) as external, (not srcV4) as ipv6,"
-        " (not rejected and dstPeer) as acceptedToPeer, (portProto and rejected) as scan",
+        " (not rejected and dstPeer) as acceptedToPeer, (portProto and rejected) as scan,"
+        " (not rejected and ((srcSelf and dstPeer) or (srcPeer and dstSelf))) as talks",
         "| fields ((inbound and external) or (portProto and not reply and not srcV4)) as unsolicited,"
         " (inbound and not dSelf) as unexpected,"
-        " (towardPeer and not dPeer) as unexpectedToPeer",
+        " (towardPeer and not dPeer) as unexpectedToPeer, (talks and portProto and not reply and dstSelf) as serves",
     ))
 
 
@@ -115,7 +118,7 @@ def ports_query(window: Window, spec: VpcSpec, peer: VpcSpec) -> str:
     ))
 
 
-SOURCE_COLUMNS = ("records", "rejected", "unsolicited", "portRecords", "portRejects")
+SOURCE_COLUMNS = ("records", "rejected", "unsolicited", "portRecords", "portRejects", "talks")
 
 
 def sources_query(window: Window, spec: VpcSpec, peer: VpcSpec) -> str:
@@ -124,7 +127,7 @@ def sources_query(window: Window, spec: VpcSpec, peer: VpcSpec) -> str:
     host "#"), which ``decode_sources`` takes off again."""
     sums = ", ".join(f"sum({flag}) as {column}" for flag, column in
                      (("rejected", "rejected"), ("unsolicited", "unsolicited"), ("portProto", "portRecords"),
-                      ("scan", "portRejects")))
+                      ("scan", "portRejects"), ("talks", "talks")))
     return "\n".join((
         _window_filter(window),
         class_fields(spec, peer),
@@ -244,6 +247,7 @@ class SourcesDecoded:
     unsolicited: Counter[str] = field(default_factory=Counter)
     port_records: Counter[str] = field(default_factory=Counter)
     port_rejects: Counter[str] = field(default_factory=Counter)
+    talks: Counter[str] = field(default_factory=Counter)  # flows between the VPCs
     widths: dict[str, tuple[int, int]] = field(default_factory=dict)  # source -> (ports, hosts) it probed
     complete: bool = True  # every source is here
     floor: int = 0  # a source not here has at most this many records
@@ -256,8 +260,8 @@ def decode_sources(rows: Sequence[Row]) -> SourcesDecoded:
         source = values.get(F["srcaddr"], "")
         if not source:
             raise QueryFailedError("result row lacks srcAddr; use ANALYZER_ENGINE=raw for this log format")
-        for table, column in zip((out.records, out.rejected, out.unsolicited, out.port_records, out.port_rejects),
-                                 SOURCE_COLUMNS):
+        for table, column in zip((out.records, out.rejected, out.unsolicited, out.port_records, out.port_rejects,
+                                  out.talks), SOURCE_COLUMNS, strict=True):
             count = integer(values, column)
             if count:
                 table[source] += count

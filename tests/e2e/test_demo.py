@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from tests.e2e.conftest import BIN, REPO, private_env, stop_embedded_aws
@@ -169,15 +169,19 @@ def test_the_embedded_aws_killed_during_the_analysis_ends_the_demo_in_one_line(h
     assert demo(homes)["hours"]
 
 
-def test_a_quiet_hour_surge_is_a_spike_against_the_learned_baseline_and_nothing_else_is(homes) -> None:
+def test_a_quiet_hour_surge_is_a_spike_against_the_learned_baseline_and_a_new_host_a_new_talker(homes) -> None:
     """Issue #12's acceptance: 192 hours, one surge of 1.6 times the quietest hour's usual volume,
     under the reference's constant threshold; the learned baseline flags that hour on both VPCs
     and no other hour of the 192 has a traffic_spike. (The same hours judged with the static
-    baseline flag nothing: tests/unit/test_baseline.py, on the same traffic model.)"""
+    baseline flag nothing: tests/unit/test_baseline.py, on the same traffic model.) In the same
+    hours, a VPC-B host never seen before talks to VPC-A 6 hours before the end: after the 7
+    learning days it is the one new_talker, named, and the normal population never is one."""
+    from vpcpeer_orchestration.io import STORAGE_DIRNAME, LocalJsonIOManager
     from vpcpeer_orchestration.local.scenarios import quietest_hour_of_last_day
 
     wait_for_a_quiet_hour()
-    done = subprocess.run([str(BIN / "vpcpeer"), "demo", "--hours", "192", "--scenario", "quiet-hour-surge", "--json"],
+    done = subprocess.run([str(BIN / "vpcpeer"), "demo", "--hours", "192", "--scenario", "quiet-hour-surge",
+                           "--scenario", "new-talker", "--json"],
                           cwd=REPO, env=homes, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     hours = json.loads(done.stdout[done.stdout.index("\n{") + 1:])["hours"]
@@ -191,3 +195,11 @@ def test_a_quiet_hour_surge_is_a_spike_against_the_learned_baseline_and_nothing_
     assert all(n < 417 for n in hours[surge]["expected_requests"])  # learned: the quiet hour's usual
     assert all(v["expected_requests"] == [417, 417] for v in list(hours.values())[:72])  # learning days
     assert not any(a.startswith("traffic_drop") for v in hours.values() for a in v["anomalies"])
+
+    newcomer = f"{last - timedelta(hours=6):%Y-%m-%d-%H:%M}"  # the demo's second scenario: 2 + 4 hours back
+    talkers = {key: v["anomalies"] for key, v in hours.items() if any(a.startswith("new_talker") for a in v["anomalies"])}
+    assert list(talkers) == [newcomer] and "new_talker(VPC-B)" in talkers[newcomer], talkers
+    summary = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
+    stored = LocalJsonIOManager(location=str(Path(summary["dagster_home"]) / STORAGE_DIRNAME / "vpcpeer"))
+    [found] = [a for a in stored.stored("traffic_anomalies", newcomer) if a["type"] == "new_talker"]
+    assert found["evidence"]["kind"] == "host" and found["evidence"]["value"] in found["description"]

@@ -17,7 +17,7 @@ from lambda_pkg import handler as handler_module
 from lambda_pkg.constants import METRIC_NAMESPACE, VPC_SLUGS
 from lambda_pkg.errors import QueryFailedError, ThrottledError
 from lambda_pkg.handler import lambda_handler
-from lambda_pkg.window import last_complete_hour
+from lambda_pkg.window import Window, last_complete_hour
 from tests.analyzer_env import ENV
 from tests.aws_fixtures import backdate_flow_logs, create_flow_log, create_ledger_table
 from tests.flowgen import nodata_line, random_lines, v2_line
@@ -305,7 +305,6 @@ def test_standalone_the_band_is_learned_from_the_metrics_the_function_published(
     requests at this hour make 100 the expectation, so 200 is a spike although far under the
     constant threshold (500); with BASELINE=static the same hour is quiet."""
     from lambda_pkg.publish import MetricsPublisher
-    from lambda_pkg.window import Window
 
     window = last_complete_hour(datetime.now(timezone.utc), timedelta(minutes=10))
     for days in (1, 2, 3):
@@ -331,3 +330,54 @@ def test_standalone_the_band_is_learned_from_the_metrics_the_function_published(
     monkeypatch.setenv("BASELINE", "static")
     static = lambda_handler({"window": window.to_json()}, Context())
     assert static["vpcs"]["VPC-A"]["expected_requests"] == 417 and static["anomalies"] == []
+
+
+def _seed_known_talkers(aws, hour: int) -> None:
+    """Eight days of learning, the last of them an hour before ``hour``: 10.1.1.7 and 10.0.1.9 and
+    VPC-A's 443 are known talkers."""
+    from lambda_pkg import talkers
+
+    state: talkers.State = {}
+    known = {"VPC-A": {"hosts": {"10.0.1.9": 1}, "ports": {"443": 1}}, "VPC-B": {"hosts": {"10.1.1.7": 1}, "ports": {}}}
+    for h in (hour - 8 * 24, hour - 1):
+        talkers.learn(state, known, h, 7)
+    talkers.TalkerStore(aws["dynamodb"], ENV_LEDGER, "test").save(state, 0, [], 7)
+
+
+ENV_LEDGER = "test-alert-ledger"
+
+
+def test_standalone_a_new_host_is_alerted_once_and_known_the_next_hour(aws) -> None:
+    """The standalone Lambda keeps the known talkers in the ledger's table: a VPC-B host never
+    seen is one alert naming it, a retry of the hour sends nothing more, and the next hour
+    knows it."""
+    last = last_complete_hour(datetime.now(timezone.utc), timedelta(minutes=10))
+    first = Window(last.start - timedelta(hours=1), last.start)
+    _seed_known_talkers(aws, int(first.start.timestamp()) // 3600)
+    flows = [(window.start_ms + 60_000 + i, v2_line(src, "10.0.1.9", 40000 + i, 443))
+             for window in (first, last) for i, src in enumerate(["10.1.1.7", "10.1.1.200"] * 5)]
+    for group in (ENV["VPC_A_LOG_GROUP"], ENV["VPC_B_LOG_GROUP"]):  # leaving VPC-B, entering VPC-A
+        write(aws["logs"], group, flows)
+
+    report = lambda_handler({"window": first.to_json()}, Context())
+    assert [(a["type"], a["vpc"], a["evidence"]["value"]) for a in report["anomalies"]] == [
+        ("new_talker", "VPC-B", "10.1.1.200")]
+    assert len(report["published"]["alerts_sent"]) == 1
+    [message] = alert_messages(aws)
+    assert "10.1.1.200" in message["Message"]
+    retry = lambda_handler({"window": first.to_json()}, Context())
+    assert retry["published"]["alerts_sent"] == [] and retry["published"]["alerts_already_sent"] == \
+        report["published"]["alerts_sent"]
+    following = lambda_handler({"window": last.to_json()}, Context())
+    assert following["anomalies"] == [] and alert_messages(aws) == []
+
+
+def test_standalone_a_talker_state_that_cannot_be_read_fails_the_hour_and_publishes_nothing(aws, monkeypatch) -> None:
+    from lambda_pkg.errors import TalkerStateUnavailable
+
+    window = last_complete_hour(datetime.now(timezone.utc), timedelta(minutes=10))
+    _flows_from_b_into_a(aws, window)
+    aws["dynamodb"].delete_table(TableName=ENV_LEDGER)  # the table is gone
+    with pytest.raises(TalkerStateUnavailable, match=ENV_LEDGER):
+        lambda_handler({"window": window.to_json()}, Context())
+    _assert_nothing_published(aws)

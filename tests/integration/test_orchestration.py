@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
@@ -54,6 +55,13 @@ def sensor_resources(env) -> dict:
 def test_rollout_materialises_the_stack_and_its_posture_checks_pass(env) -> None:
     result = env["rollout"]
     assert result.success
+    # The first rollout records where the hourly partitions start: the day the embedded flow logs
+    # reach back to (14 days, what CloudWatch accepts writes for).
+    from vpcpeer_orchestration.partitions import PARTITIONS_START_FILE
+
+    recorded = (Path(env["instance"].root_directory) / PARTITIONS_START_FILE).read_text().strip()
+    start = datetime.strptime(recorded, "%Y-%m-%d-%H:%M").replace(tzinfo=timezone.utc)
+    assert start.hour == 0 and timedelta(days=14) <= datetime.now(timezone.utc) - start <= timedelta(days=15)
     keys = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert keys == {"lambda_package", "peered_vpcs", "peering_security_groups", "flow_log_pipeline", "alerting",
                     "analyzer_function", "monitoring_dashboard"}

@@ -75,7 +75,7 @@ def test_checks_cover_posture_and_every_rule() -> None:
             ("peering_security_groups", "default_groups_empty")} <= checks
     rules = {name for asset, name in checks if asset == "traffic_anomalies"}
     assert rules == {"no_traffic_spike", "no_port_scan", "no_external_traffic", "no_unexpected_port", "no_high_rejections",
-                     "no_traffic_drop",
+                     "no_traffic_drop", "no_new_talker",
                      "no_flow_logs_silent"}
 
 
@@ -135,8 +135,10 @@ def test_loading_the_code_location_imports_no_heavy_modules() -> None:
     assert _probe(probe) == ""
 
 
-def test_importing_the_definitions_reads_no_environment_variable_and_installs_no_warnings_filter() -> None:
-    # Every read of os.environ made directly by vpcpeer's own code is recorded with its key.
+def test_importing_the_definitions_reads_only_the_partitions_start_and_installs_no_warnings_filter() -> None:
+    """Every read of os.environ made directly by vpcpeer's own code is recorded with its key.
+    The one read at import is where the hourly partitions start (an asset's partitions are
+    fixed when it is declared): VPCPEER_PARTITIONS_START, else the instance's record of it."""
     probe = (
         "import os, sys, warnings, pathlib\n"
 
@@ -156,7 +158,9 @@ def test_importing_the_definitions_reads_no_environment_variable_and_installs_no
         "import vpcpeer_orchestration.definitions\n"
         "print(reads, list(warnings.filters) == before)\n"
     )
-    assert _probe(probe, {"VPCPEER_TARGET": "embedded", "VPCPEER_STACK": "dev"}) == "[] True"
+    assert _probe(probe, {"VPCPEER_TARGET": "embedded", "VPCPEER_STACK": "dev", "VPCPEER_PARTITIONS_START": "2026-10-01",
+                          "DAGSTER_HOME": "/nonexistent"}) == \
+        "[('vpcpeer_orchestration.partitions', 'VPCPEER_PARTITIONS_START')] True"
 
 
 def test_the_aws_target_has_the_same_graph_with_flow_logs_written_by_aws() -> None:

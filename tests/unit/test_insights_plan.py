@@ -56,14 +56,14 @@ def test_the_queries_classify_flows_as_the_aggregation_does(seed: int) -> None:
         assert (ports.rejected, ports.external, ports.ipv6, ports.accepted_to_peer, ports.unsolicited) == (
             t.rejected, t.external, t.ipv6, t.accepted_to_peer, t.unsolicited_external), label
         for prefix, table in (("n", t.ports), ("r", t.rejected_ports), ("s", t.unsolicited_ports),
-                              ("u", t.unexpected), ("p", t.unexpected_to_peer)):
+                              ("u", t.unexpected), ("p", t.unexpected_to_peer), ("t", t.talker_ports)):
             assert ports.tables[prefix] == +table, (label, prefix)
 
         sources = plan.decode_sources(run_query(plan.sources_query(WINDOW, agg.spec, agg.peer), events(lines)).results)
         assert sources.complete
         for got, want in ((sources.records, t.sources), (sources.rejected, t.rejected_sources),
                           (sources.unsolicited, t.unsolicited_sources), (sources.port_records, t.port_records),
-                          (sources.port_rejects, t.port_rejects)):
+                          (sources.port_rejects, t.port_rejects), (sources.talks, t.talker_sources)):
             assert got == +want, label
         widths = {s: (len(agg._scan_ports.get(s, ())), len(agg._scan_hosts.get(s, ())))
                   for s in agg._scan_ports.keys() | agg._scan_hosts.keys()}
@@ -126,7 +126,7 @@ def test_a_port_scan_hour_reads_the_sources_of_its_unexpected_ports() -> None:
 
 def test_sources_beyond_the_row_limit_are_flagged_with_their_bound() -> None:
     rows = [[{"field": "srcAddr", "value": f"198.51.{i // 250}.{i % 250}"}, {"field": "records", "value": str(20_000 - i)},
-             *({"field": c, "value": "0"} for c in ("rejected", "unsolicited", "portRecords", "portRejects")),
+             *({"field": c, "value": "0"} for c in ("rejected", "unsolicited", "portRecords", "portRejects", "talks")),
              {"field": "scanPorts", "value": "1"}, {"field": "scanHosts", "value": "1"}]
             for i in range(plan.ROW_LIMIT)]
     decoded = plan.decode_sources(rows)

@@ -38,7 +38,7 @@ def test_the_adapters_import_no_pulumi(module: str) -> None:
 
 def test_names_are_the_registry_keys_in_order_and_unique() -> None:
     assert scenarios.names() == ("port-scan", "traffic-spike", "external-source", "unexpected-port", "reject-storm",
-                                "quiet-hour-surge")
+                                "quiet-hour-surge", "new-talker")
     assert len(set(scenarios.names())) == len(scenarios.names())
     assert all(scenarios.SCENARIOS[name].name == name for name in scenarios.names())
 

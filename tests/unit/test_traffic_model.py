@@ -257,12 +257,24 @@ def check_quiet_hour_surge(events: list[Event]) -> None:
         assert extra == pytest.approx(0.6 * usual, rel=0.1), (log_group, extra, usual)
 
 
+def check_new_talker(events: list[Event]) -> None:
+    a, b = model().a, model().b
+    host = scenarios.new_host(b)
+    assert host not in b.hosts and ipaddress.ip_address(host) in B_NET
+    requests = [f for e in events for f in [fields(e)] if f["srcaddr"] == host]
+    assert {(f["action"], int(f["dstport"]) in a.service_ports, f["dstaddr"] in a.hosts) for f in requests} == {
+        ("ACCEPT", True, True)}
+    # Logged leaving VPC-B and entering VPC-A, once per connection.
+    assert len(requests) == 2 * scenarios.NEW_TALKER_CONNECTIONS
+
+
 SCENARIO_CHECKS: dict[str, Callable[[list[Event]], None]] = {
     "port-scan": check_port_scan,
     "traffic-spike": check_traffic_spike,
     "external-source": check_external_source,
     "unexpected-port": check_unexpected_port,
     "reject-storm": check_reject_storm,
+    "new-talker": check_new_talker,
     "quiet-hour-surge": check_quiet_hour_surge,
 }
 

@@ -1,6 +1,7 @@
 """The network stack as one rollout materialising the parts a user recognises."""
 
 import json
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -14,7 +15,8 @@ from vpcpeer_orchestration.assets.package import (
     verified_package,
 )
 from vpcpeer_orchestration.continuity import GENERATION_KEY, refuse_if_lost
-from vpcpeer_orchestration.resources import StackResource
+from vpcpeer_orchestration.partitions import record_first_rollout
+from vpcpeer_orchestration.resources import FlowLogSourceResource, StackResource
 
 KINDS = {"pulumi", "aws"}
 PEERED_VPCS = dg.AssetKey("peered_vpcs")
@@ -130,7 +132,8 @@ def evaluate_posture(stack: StackResource, outputs: dict[str, Any]) -> list[dg.A
                 description="Roll out the Pulumi program (emulated locally, Automation API on AWS) with the zip "
                             "lambda_package built, then read the live posture back.")
 @permanent_failures
-def network_stack(context: dg.AssetExecutionContext, lambda_package: dict[str, Any], stack: StackResource):
+def network_stack(context: dg.AssetExecutionContext, lambda_package: dict[str, Any], stack: StackResource,
+                  flow_logs: FlowLogSourceResource):
     """One rollout materialises every part of the network, then reads the live posture back."""
     try:
         package = verified_package(lambda_package)
@@ -141,6 +144,10 @@ def network_stack(context: dg.AssetExecutionContext, lambda_package: dict[str, A
     result = stack.rollout(package, log=context.log)
     outputs = json.loads(json.dumps(result.public_outputs(), default=str))
     context.log.info(f"rollout ({result.mode}): {dict(result.changes)}")
+    start = record_first_rollout(flow_logs.first_hour_at_rollout(), home=Path(context.instance.root_directory))
+    if start:
+        context.log.info(f"first rollout in this instance: hourly partitions start at {start} UTC from the next "
+                         "load of the code location")
     facts = asset_facts(outputs)
     for spec in STACK_SPECS:
         yield dg.MaterializeResult(

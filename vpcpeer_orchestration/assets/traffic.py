@@ -12,7 +12,7 @@ from typing import Any
 
 import dagster as dg
 
-from lambda_pkg import baseline
+from lambda_pkg import baseline, talkers
 from lambda_pkg.constants import BASELINE_STATIC, VPC_SLUGS
 from lambda_pkg.detect import ANOMALY_SEVERITY, HIGH, detect_anomalies
 from lambda_pkg.settings import Thresholds
@@ -100,6 +100,8 @@ def report_metadata(report: dict[str, Any]) -> dict[str, Any]:
             metadata[f"{slug}_{field}"] = dg.MetadataValue.int(int(vpc[field]))
         if vpc.get("expected_requests") is not None:  # plotted next to total_requests
             metadata[f"{slug}_expected_requests"] = dg.MetadataValue.float(float(vpc["expected_requests"]))
+        if vpc.get("new_talkers") is not None:  # hosts and ports of this VPC new across the peering
+            metadata[f"{slug}_new_talkers"] = dg.MetadataValue.int(len(vpc["new_talkers"]["new"]))
         rows += [dg.TableRecord({"vpc": label, "source_ip": ip, "requests": count}) for ip, count in vpc["top_source_ips"][:5]]
     metadata["top_talkers"] = dg.MetadataValue.table(
         rows, schema=dg.TableSchema(columns=[dg.TableColumn("vpc", "string"), dg.TableColumn("source_ip", "string"),
@@ -112,7 +114,8 @@ def report_metadata(report: dict[str, Any]) -> dict[str, Any]:
     freshness_policy=FRESHNESS,
     description="The analyzer's traffic report for the hour [start, end) UTC: volume, bytes, unique sources and "
                 "destinations, rejects, external traffic, top talkers, ports, the thresholds in force, and each "
-                "VPC's expected requests and band, learned from the same hour of earlier days. "
+                "VPC's expected requests and band, learned from the same hour of earlier days, and its talkers "
+                "across the peering, with those not seen in the previous days (new talkers). "
                 "A failed query fails the partition; an hour without records is a report with zeros.",
 )
 @permanent_failures
@@ -139,6 +142,8 @@ def traffic_analysis(context: dg.AssetExecutionContext, analyzer: AnalyzerResour
                                 refused="overwrite them with reports of other data")
     reports = {}
     history: baseline.History | None = None
+    known: talkers.State | None = None  # the stack's known talkers, read with the history
+    version, learned = 0, []
     for i, (key, start, end) in enumerate(hours, 1):
         try:
             report = analyzer.analyze(start, end)
@@ -155,13 +160,20 @@ def traffic_analysis(context: dg.AssetExecutionContext, analyzer: AnalyzerResour
             # ones before it, whose metrics are published only after their alerts.
             history = {} if thresholds.baseline == BASELINE_STATIC else baseline.read_history(
                 stack.client("cloudwatch"), sorted(report["vpcs"]), *baseline.lookback(start, thresholds))
+            if thresholds.talker_days:
+                known, version = stack.talker_store().load()
         baseline.attach(report, history, thresholds)
         baseline.learn(history, report)
+        if known is not None:
+            learned.append(talkers.attach(report, known, thresholds.talker_days))
         reports[key] = report
         context.add_asset_metadata({**report_metadata(report), **({GENERATION_KEY: generation} if generation else {})},
                                    partition_key=key)
         requests = {k: v["total_requests"] for k, v in report["vpcs"].items()}
         context.log.info(f"[{i}/{len(hours)}] {key}: requests {requests}")
+    if known is not None:
+        # After every hour is analysed: a failed run learns nothing, and its retry judges the same.
+        stack.talker_store().save(known, version, learned, thresholds.talker_days)
     return result_value(reports)
 
 

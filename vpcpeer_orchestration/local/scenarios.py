@@ -11,13 +11,14 @@ so it imports only the pure traffic model (no boto3, no pulumi).
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from lambda_pkg.constants import DEFAULT_ALLOWED_PORTS, VPC_A, VPC_B
-from vpcpeer_orchestration.local.traffic_model import Event, FlowLogEmulatorError, TrafficModel, diurnal
+from lambda_pkg.constants import DEFAULT_ALLOWED_PORTS, DEFAULT_TALKER_DAYS, VPC_A, VPC_B
+from vpcpeer_orchestration.local.traffic_model import Event, FlowLogEmulatorError, TrafficModel, VpcSide, diurnal
 
 Generator = Callable[[TrafficModel, datetime, random.Random], list[Event]]
 
@@ -37,7 +38,7 @@ class Scenario:
     generate: Generator
     # Where the scenario goes by default, given the last complete hour (None: the demo spaces it).
     placement: Callable[[datetime], datetime] | None = None
-    # Days of history its detection needs (a learned baseline); the default demo runs only those
+    # Days of history its detection needs (a learned baseline, known talkers); the default demo runs only those
     # that need none, so its day of hours shows each of them.
     needs_history_days: int = 0
 
@@ -129,6 +130,31 @@ def _quiet_hour_surge(model: TrafficModel, hour: datetime, rng: random.Random) -
     return model.normal_hour(hour, volume=QUIET_HOUR_SURGE_VOLUME - 1)
 
 
+# A new host's connections in its hour: about what one of the normal hosts opens across the peering.
+NEW_TALKER_CONNECTIONS = 8
+
+
+def new_host(side: VpcSide) -> str:
+    """An address in the /24 of the side's first private host that none of its hosts uses: a
+    workload never seen before, deterministic so the demo names the same one every time."""
+    network = ipaddress.ip_network(f"{side.private_hosts[0]}/24", strict=False)
+    taken = set(side.hosts)
+    return next(str(network.network_address + o) for o in range(200, 250)
+                if str(network.network_address + o) not in taken)
+
+
+def _new_talker(model: TrafficModel, hour: datetime, rng: random.Random) -> list[Event]:
+    """A VPC-B host never seen before opens connections to VPC-A on an allowed port, at a normal
+    host's volume: nothing about it is loud except that it is new."""
+    a, b = model.a, model.b
+    host = new_host(b)
+    events: list[Event] = []
+    for _ in range(NEW_TALKER_CONNECTIONS):
+        events += model.connection(b, host, a, rng.choice(a.private_hosts), rng.choice(a.service_ports),
+                                   model.window_start(hour, rng), rng)
+    return events
+
+
 _ENTRIES = (
     Scenario(
         name="port-scan",
@@ -177,6 +203,16 @@ _ENTRIES = (
         generate=_quiet_hour_surge,
         placement=quietest_hour_of_last_day,
         needs_history_days=3,
+    ),
+    Scenario(
+        name="new-talker",
+        description=f"a VPC-B host never seen before opens {NEW_TALKER_CONNECTIONS} connections to VPC-A on an "
+                    "allowed port",
+        reported="new_talker (medium) on VPC-B naming the host, once, after 7 days of learning "
+                 "(TALKER_DAYS)",
+        anomalies=frozenset({("new_talker", VPC_B)}),
+        generate=_new_talker,
+        needs_history_days=DEFAULT_TALKER_DAYS,
     ),
 )
 

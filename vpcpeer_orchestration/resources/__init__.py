@@ -96,6 +96,12 @@ class StackResource(dg.ConfigurableResource, ABC):
 
         return AlertLedger(self.client("dynamodb"), self.outputs()["alert_ledger_table_name"])
 
+    def talker_store(self) -> Any:
+        """The stack's known talkers, kept in the ledger's table (the standalone Lambda's too)."""
+        from lambda_pkg.talkers import TalkerStore
+
+        return TalkerStore(self.client("dynamodb"), self.outputs()["alert_ledger_table_name"], self.stack)
+
 
 class AnalyzerResource(dg.ConfigurableResource, ABC):
     """Runs the analyzer over one window and returns its report."""
@@ -129,6 +135,11 @@ class FlowLogSourceResource(dg.ConfigurableResource, ABC):
     def settled_until(self, now: datetime | None = None) -> datetime:
         """Hours ending after this may still receive records: analysing them would report too little."""
         return (now or datetime.now(timezone.utc)) - timedelta(seconds=self.settle_lag_seconds)
+
+    def first_hour_at_rollout(self, now: datetime | None = None) -> datetime:
+        """The oldest hour with records when the stack is first rolled out: on AWS the rollout's
+        own hour (the flow logs begin with the stack); the embedded emulator writes earlier ones."""
+        return (now or datetime.now(timezone.utc)).replace(minute=0, second=0, microsecond=0)
 
     def oldest_available(self, now: datetime | None = None) -> datetime:
         """Start of the oldest complete hour whose records still exist."""

@@ -114,6 +114,11 @@ class EmulatedFlowLogsResource(FlowLogSourceResource):
 
         return min(timedelta(days=self.stack.config().retention_days), CLOUDWATCH_MAX_EVENT_AGE)
 
+    def first_hour_at_rollout(self, now: datetime | None = None) -> datetime:
+        # The day the emulator reaches back to: the bar starts on a day, and a demo's oldest hour
+        # (which may begin a few minutes before the limit) is a partition that says why it fails.
+        return self.oldest_available(now).replace(hour=0)
+
     def write_hours(self, hours: list[datetime], progress: Any = None) -> dict[str, int]:
         """Write the complete hours not written yet (as AWS would have); records per hour written."""
         emulator = self.stack.embedded().flow_log_emulator(seed=self.seed, scale=self.scale, progress=progress)
