@@ -20,9 +20,10 @@ $(STAMP): requirements.lock pyproject.toml
 demo: setup
 	$(BIN)/vpcpeer demo
 
-# The Dagster UI on the same instance as the demo.
+# The Dagster UI on the same instance as the demo: `dg dev` ([tool.dg] in pyproject.toml loads
+# the same code location as workspace.yaml; `dagster dev` prints that it is superseded).
 dev: setup
-	DAGSTER_HOME=$(CURDIR)/dagster_home $(BIN)/dagster dev -w workspace.yaml
+	DAGSTER_HOME=$(CURDIR)/dagster_home $(BIN)/dg dev
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -313,15 +313,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_runs_wait(args: argparse.Namespace) -> int:
     """Wait for launched runs to finish; non-zero if any did not succeed."""
-    import os
+    from dagster import DagsterRunStatus
 
-    from dagster import DagsterInstance, DagsterRunStatus
-
-    if not os.environ.get("DAGSTER_HOME"):
-        print("vpcpeer: DAGSTER_HOME is not set: runs live in a Dagster instance; export DAGSTER_HOME=<the "
-              "directory `dagster job launch` used> and run this again", file=sys.stderr)
+    instance = _instance_or_none()
+    if instance is None:
         return EXIT_CONFIG
-    instance = DagsterInstance.get()
     deadline = time.monotonic() + args.timeout
     done = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
     pending = set(args.run_ids)
@@ -343,6 +339,53 @@ def cmd_runs_wait(args: argparse.Namespace) -> int:
         if pending:
             time.sleep(1)
     return EXIT_FAILED if failed else 0
+
+
+def _instance_or_none() -> Any:
+    import os
+
+    from dagster import DagsterInstance
+
+    if not os.environ.get("DAGSTER_HOME"):
+        print("vpcpeer: DAGSTER_HOME is not set: runs live in a Dagster instance; export DAGSTER_HOME=<the "
+              "instance's directory> and run this again", file=sys.stderr)
+        return None
+    return DagsterInstance.get()
+
+
+def cmd_runs_purge(args: argparse.Namespace) -> int:
+    """Delete finished runs (and their events) created more than --older-than-days ago: Dagster
+    keeps every run forever, and the run and event tables are what grows on a team instance."""
+    from datetime import datetime, timedelta, timezone
+
+    from dagster import DagsterRunStatus, RunsFilter
+
+    instance = _instance_or_none()
+    if instance is None:
+        return EXIT_CONFIG
+    cutoff = datetime.now(timezone.utc) - timedelta(days=args.older_than_days)
+    finished = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
+    purged = 0
+    while True:  # in pages, so a year of runs is never held in memory at once
+        records = instance.get_run_records(filters=RunsFilter(statuses=finished, created_before=cutoff),
+                                           limit=PURGE_PAGE)
+        if not records:
+            break
+        for record in records:
+            if args.dry_run:
+                print(f"would delete {record.dagster_run.run_id} {record.dagster_run.job_name} "
+                      f"({record.create_timestamp:%Y-%m-%d %H:%M} UTC)")
+            else:
+                instance.delete_run(record.dagster_run.run_id)
+            purged += 1
+        if args.dry_run or len(records) < PURGE_PAGE:
+            break
+    print(f"{'would delete' if args.dry_run else 'deleted'} {purged} finished run(s) created before "
+          f"{cutoff:%Y-%m-%d %H:%M} UTC" + (" (first page only)" if args.dry_run and purged == PURGE_PAGE else ""))
+    return 0
+
+
+PURGE_PAGE = 500
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -442,6 +485,10 @@ def build_parser() -> argparse.ArgumentParser:
     wait.add_argument("run_ids", nargs="+")
     wait.add_argument("--timeout", type=_positive(7 * 86400), default=900.0, help="seconds (default 900)")
     wait.set_defaults(func=cmd_runs_wait)
+    purge = runs.add_parser("purge", help="delete finished runs older than some days (Dagster keeps them forever)")
+    purge.add_argument("--older-than-days", type=_whole(1), required=True, help="runs created longer ago are deleted")
+    purge.add_argument("--dry-run", action="store_true", help="list what would be deleted (one page), delete nothing")
+    purge.set_defaults(func=cmd_runs_purge)
 
     lam = groups.add_parser("lambda", help="the analyzer package").add_subparsers(dest="command", required=True)
     build = lam.add_parser("build", help="build the reproducible Lambda zip")

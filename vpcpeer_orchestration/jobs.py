@@ -24,4 +24,6 @@ traffic_analysis_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups(TRAFFIC_GROUP),
     description="Analyse hourly flow logs, detect anomalies, send new alerts and publish metrics.",
     executor_def=dg.in_process_executor,
+    # A Logs Insights user: deploy/dagster.postgres.yaml caps how many such runs are in progress.
+    tags={"vpcpeer/logs-insights": "reader"},
 )

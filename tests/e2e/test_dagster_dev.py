@@ -1,4 +1,4 @@
-"""`dagster dev` from the repository root: the UI's GraphQL API lists the graph and launches
+"""`dg dev` from the repository root (what `make dev` runs): the UI's GraphQL API lists the graph and launches
 a rollout and an analysis partition; every process started is stopped."""
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def launch(port: int, job: str, tags: dict[str, str] | None = None) -> str:
 def test_dagster_dev_lists_the_graph_and_runs_a_partition(homes) -> None:
     port = free_port()
     process = subprocess.Popen(
-        [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        [str(BIN / "dg"), "dev", "-h", "127.0.0.1", "-p", str(port)],  # what `make dev` runs
         cwd=REPO, env={**homes, "PATH": f"{BIN}:{os.environ['PATH']}"}, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=default_signals,
     )
