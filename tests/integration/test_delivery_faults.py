@@ -202,9 +202,12 @@ def test_a_crash_between_publish_and_mark_is_redelivered_not_lost(world) -> None
     out, err = second.communicate(timeout=120)
     assert second.returncode == 0, err[-2000:]
     published = json.loads(out.strip().splitlines()[-1])
-    assert published["redelivered"] == [alert_id] and published["alerts_sent"] == []
+    assert published["redelivered"] == [alert_id] and alert_id not in published["alerts_sent"]
     assert alert_id in published["alerts_already_sent"]
     assert (inbox_ids(stack) - before)[alert_id] == 2  # at least once: the same id twice, for dedup downstream
+    # The hour's other anomalies, never claimed by the dead holder (in a busy hour the scan's records
+    # also make a traffic_spike), go out now, once each.
+    assert all((inbox_ids(stack) - before)[other] == 1 for other in published["alerts_sent"])
     assert ledger_of(stack).get(alert_id).state == SENT
 
     third = standalone(world, window, env)
