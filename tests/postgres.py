@@ -54,7 +54,8 @@ def unavailable() -> str | None:
     return None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -134,7 +135,7 @@ def start() -> PostgresServer:
     if initdb.returncode:
         shutil.rmtree(directory, ignore_errors=True)
         raise RuntimeError(f"initdb failed ({initdb.returncode}): {initdb.stderr[-2000:]}")
-    port = _free_port()
+    port = free_port()
     log = open(directory / "server.log", "w")  # noqa: SIM115 - the server writes it while it runs
     process = subprocess.Popen(
         [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(directory),

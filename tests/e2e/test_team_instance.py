@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -32,12 +31,6 @@ pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(postgres.unavailable() is not None, reason=postgres.unavailable() or "")]
 
 RUN_TIMEOUT = 600
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -167,7 +160,7 @@ def test_the_daemon_runs_the_schedule_the_sensor_and_a_backfill_on_postgres(team
     from vpcpeer_orchestration.local.stack import EmbeddedStack
 
     _cli(team, "vpcpeer", "local", "up")
-    web_port, daemon_port = _free_port(), _free_port()
+    web_port, daemon_port = postgres.free_port(), postgres.free_port()
     _code_server(team, web_port)
     _code_server(team, daemon_port)
     web, daemon_workspace = _workspace(team, "web", web_port), _workspace(team, "daemon", daemon_port)
